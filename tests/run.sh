@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything the engram-ls test suite needs on a fresh machine, then runs all of it.
+# Usage: bash tests/run.sh [pytest args...]   (the README's test command; .ci/run calls it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# llama-cpp-python ships only as source: compile just the library we load (no tools, examples,
+# tests, server or multimodal targets) — about half the build steps of a default build.
+export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF}"
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+
+if [ ! -x .venv/bin/python ]; then
+    "${PYTHON:-python3}" -m venv .venv
+fi
+. .venv/bin/activate
+python -m pip install --quiet --upgrade pip
+echo "== installing engram-ls with its test extras (first run compiles llama.cpp: ~15 min on 2 cores)"
+python -m pip install --quiet -e '.[test]'
+
+# Tools for the real-editor tests: tmux (Neovim screen capture), and VS Code (code-server) with chromium.
+if [ -f clients/vscode/scripts/setup-test-tools.sh ]; then
+    echo "== installing editor test tools"
+    bash clients/vscode/scripts/setup-test-tools.sh
+fi
+if ! command -v tmux >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq tmux) >/dev/null
+fi
+
+echo "== running the test suite"
+python -m pytest "$@"
