@@ -1,0 +1,128 @@
+"""The chunk table: every chunk's engram, an inverted index over active dimensions, and two-stage search.
+
+Slots are append-only with tombstones. The inverted index (dimension -> slots, CSC arrays) covers the slots present
+when it was last built; slots added since are few and scored directly. Search generates candidates from the postings
+of the probe's strongest dimensions — never scoring every chunk — then reranks the candidates exactly by cosine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import vsa
+from .encoder import accumulate_postings, sparse_dots
+
+CANDIDATES = 300
+PROBE_DIMS = 256
+
+
+@dataclass
+class ChunkRecord:
+    path: str
+    start_line: int
+    end_line: int
+    digest: str
+    kind: str
+    symbol: str
+    ids: np.ndarray       # feature ids, int32
+    weights: np.ndarray   # feature weights, int16
+    dims: np.ndarray      # engram dims, int32
+    vals: np.ndarray      # engram values, int32
+    norm: float
+
+
+class ChunkTable:
+    def __init__(self) -> None:
+        self.records: list[ChunkRecord | None] = []
+        self.free: list[int] = []
+        self.alive = 0
+        self._postings: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._indexed = np.zeros(0, bool)   # slot is covered by the postings
+        self._fresh: set[int] = set()        # live slots not covered by the postings
+
+    def __len__(self) -> int:
+        return self.alive
+
+    def add(self, record: ChunkRecord) -> int:
+        slot = len(self.records)
+        self.records.append(record)
+        self.alive += 1
+        self._fresh.add(slot)
+        return slot
+
+    def remove(self, slot: int) -> None:
+        if self.records[slot] is not None:
+            self.records[slot] = None
+            self.alive -= 1
+            self._fresh.discard(slot)
+
+    def live_slots(self) -> list[int]:
+        return [i for i, r in enumerate(self.records) if r is not None]
+
+    # -- inverted index -------------------------------------------------------------------------------------------
+    def build_postings(self) -> None:
+        """(Re)builds the CSC postings over all live slots; compacts away tombstones' cost."""
+        slots = self.live_slots()
+        if slots:
+            lens = np.fromiter((len(self.records[s].dims) for s in slots), np.int64, len(slots))
+            dims = np.concatenate([self.records[s].dims for s in slots]).astype(np.int64)
+            vals = np.concatenate([self.records[s].vals for s in slots]).astype(np.float32)
+            rows = np.repeat(np.asarray(slots, np.int64), lens)
+            order = np.argsort(dims, kind="stable")
+            dims, rows, vals = dims[order], rows[order], vals[order]
+            indptr = np.zeros(vsa.DIM + 1, np.int64)
+            np.cumsum(np.bincount(dims, minlength=vsa.DIM), out=indptr[1:])
+        else:
+            indptr = np.zeros(vsa.DIM + 1, np.int64)
+            rows = np.zeros(0, np.int64)
+            vals = np.zeros(0, np.float32)
+        self._postings = (indptr, rows, vals)
+        self._indexed = np.zeros(len(self.records), bool)
+        self._indexed[slots] = True
+        self._fresh.clear()
+
+    def _maybe_rebuild(self) -> None:
+        stale = len(self.records) - int(self._indexed.sum()) if self._postings is not None else len(self.records)
+        if self._postings is None or len(self._fresh) > max(2000, self.alive // 10) or stale > max(5000, self.alive):
+            self.build_postings()
+
+    # -- search ---------------------------------------------------------------------------------------------------
+    def search(self, qdims: np.ndarray, qvals: np.ndarray, k: int, allowed: set[int] | None = None
+               ) -> list[tuple[int, float]]:
+        """Top-k live slots by cosine with the probe ``(qdims, qvals)``; ``allowed`` restricts the slots."""
+        if self.alive == 0 or len(qdims) == 0:
+            return []
+        self._maybe_rebuild()
+        indptr, rows, vals = self._postings
+        n = len(self.records)
+        scores = np.zeros(n, np.float32)
+        strongest = np.argsort(-np.abs(qvals), kind="stable")[:PROBE_DIMS]
+        accumulate_postings(indptr, rows, vals, qdims[strongest].astype(np.int64), qvals[strongest], scores)
+        qdense = np.zeros(vsa.DIM, np.float32)
+        qdense[qdims] = qvals
+        for s in self._fresh:
+            if allowed is None or s in allowed:
+                r = self.records[s]
+                scores[s] = float(np.dot(qdense[r.dims], r.vals))
+        live = np.fromiter((r is not None for r in self.records), bool, n)
+        if allowed is not None:
+            live &= np.isin(np.arange(n), np.fromiter(allowed, np.int64, len(allowed)))
+        scores[~live] = 0.0
+        positive = np.flatnonzero(scores > 0)
+        if len(positive) == 0:
+            return []
+        c = min(len(positive), max(CANDIDATES, 4 * k))
+        cand = positive[np.argpartition(-scores[positive], c - 1)[:c]] if len(positive) > c else positive
+        recs = [self.records[s] for s in cand]
+        offsets = np.zeros(len(recs) + 1, np.int64)
+        np.cumsum([len(r.dims) for r in recs], out=offsets[1:])
+        flat_dims = np.concatenate([r.dims for r in recs]).astype(np.int64)
+        flat_vals = np.concatenate([r.vals for r in recs]).astype(np.float32)
+        dots = np.zeros(len(recs), np.float64)
+        sparse_dots(qdense, flat_dims, flat_vals, offsets, dots)
+        qnorm = float(np.linalg.norm(qvals)) or 1.0
+        cos = dots / (qnorm * np.array([r.norm or 1.0 for r in recs]))
+        order = np.argsort(-cos, kind="stable")[:k]
+        return [(int(cand[i]), float(cos[i])) for i in order if cos[i] > 0]

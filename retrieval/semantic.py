@@ -1,0 +1,102 @@
+"""A semantic layer learned from the workspace itself, by Random Indexing.
+
+Every word gets a fixed sparse random index vector; its *context vector* is the bundle of the index vectors of the
+words it shares chunks with. Words used in the same places (``count`` and ``len``, ``remove`` and ``delete``) end up
+with similar context vectors, so a query word can reach code that says it differently. Rebuilt on a full index or a
+store load — it is a soft signal and need not follow every keystroke.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from . import vsa
+
+SEM_DIM = 512
+SEM_ACTIVE = 8
+MIN_DF = 2
+MAX_DF_FRACTION = 0.2
+
+
+def index_vector(word: str) -> tuple[np.ndarray, np.ndarray]:
+    """A word's sparse ternary index vector: SEM_ACTIVE positions in [0, SEM_DIM) with signs ±1."""
+    x = vsa.seed_of("ri:" + word)
+    dims = np.empty(SEM_ACTIVE, np.int64)
+    signs = np.empty(SEM_ACTIVE, np.float32)
+    for i in range(SEM_ACTIVE):
+        x = vsa._splitmix64(x)
+        dims[i] = x % SEM_DIM
+        signs[i] = 1.0 if (x >> 40) & 1 else -1.0
+    return dims, signs
+
+
+@numba.njit(cache=True, nogil=True)
+def _context_vectors(chunk_ptr, chunk_terms, index_dims, index_signs, n_terms, dim):
+    """context[t] = sum over the chunks holding t of that chunk's bundle of index vectors, less t's own."""
+    ctx = np.zeros((n_terms, dim), np.float32)
+    bundle = np.zeros(dim, np.float32)
+    for c in range(len(chunk_ptr) - 1):
+        bundle[:] = 0.0
+        for p in range(chunk_ptr[c], chunk_ptr[c + 1]):
+            t = chunk_terms[p]
+            for j in range(index_dims.shape[1]):
+                bundle[index_dims[t, j]] += index_signs[t, j]
+        for p in range(chunk_ptr[c], chunk_ptr[c + 1]):
+            t = chunk_terms[p]
+            for d in range(dim):
+                ctx[t, d] += bundle[d]
+            for j in range(index_dims.shape[1]):
+                ctx[t, index_dims[t, j]] -= index_signs[t, j]
+    return ctx
+
+
+class TermSpace:
+    """Context vectors of the workspace's words and their nearest neighbours."""
+
+    def __init__(self) -> None:
+        self.words: list[str] = []
+        self.row: dict[str, int] = {}
+        self.unit = np.zeros((0, SEM_DIM), np.float32)
+
+    @classmethod
+    def learn(cls, chunk_words: list[list[str]]) -> "TermSpace":
+        """Learns from each chunk's distinct words (common and one-off words are left out)."""
+        space = cls()
+        df: dict[str, int] = {}
+        for words in chunk_words:
+            for w in words:
+                df[w] = df.get(w, 0) + 1
+        max_df = max(MIN_DF, int(MAX_DF_FRACTION * max(1, len(chunk_words))))
+        vocab = sorted(w for w, n in df.items() if MIN_DF <= n <= max_df and len(w) > 1 and not w.isdigit())
+        if not vocab:
+            return space
+        space.words = vocab
+        space.row = {w: i for i, w in enumerate(vocab)}
+        dims = np.empty((len(vocab), SEM_ACTIVE), np.int64)
+        signs = np.empty((len(vocab), SEM_ACTIVE), np.float32)
+        for i, w in enumerate(vocab):
+            dims[i], signs[i] = index_vector(w)
+        ptr = [0]
+        terms: list[int] = []
+        for words in chunk_words:
+            terms.extend(space.row[w] for w in words if w in space.row)
+            ptr.append(len(terms))
+        chunk_ptr = np.asarray(ptr, np.int64)
+        chunk_terms = np.asarray(terms, np.int64)
+        ctx = _context_vectors(chunk_ptr, chunk_terms, dims, signs, len(vocab), SEM_DIM)
+        norms = np.linalg.norm(ctx, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        space.unit = (ctx / norms).astype(np.float32)
+        return space
+
+    def neighbours(self, word: str, k: int = 3, min_similarity: float = 0.35) -> list[tuple[str, float]]:
+        """Up to k other words whose context vectors are most similar to ``word``'s."""
+        r = self.row.get(word)
+        if r is None:
+            return []
+        sims = self.unit @ self.unit[r]
+        sims[r] = -1.0
+        top = np.argpartition(-sims, min(k, len(sims) - 1))[:k] if len(sims) > k else np.arange(len(sims))
+        return sorted(((self.words[i], float(sims[i])) for i in top if sims[i] >= min_similarity),
+                      key=lambda x: -x[1])

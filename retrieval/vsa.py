@@ -1,0 +1,134 @@
+"""Sparse block codes: the hyperdimensional algebra engrams are built from.
+
+A hypervector (HV) of one symbol is ``BLOCKS`` slot numbers, one active position per block of ``BLOCK_LEN``
+dimensions, so ``DIM = BLOCKS * BLOCK_LEN``. Symbols are seeded by hashing their name, which makes every HV stable
+across processes and machines without a vocabulary file. Operation names follow torchhd:
+
+- ``bind(a, b)``: blockwise addition of slots modulo ``BLOCK_LEN`` — invertible and dissimilar to both inputs; used
+  for ordered pairs (n-grams) together with ``permute``.
+- ``permute(a, k)``: rotates blocks and slots; marks position in a sequence.
+- ``bundle(hvs, weights)``: the weighted sum of the HVs' one-hot codes, a sparse integer vector. Sums are exact
+  integers, so an aggregate can be updated as ``new = old - removed + added`` with no drift.
+- ``similarity(a, b)``: cosine of two bundled sparse vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+BLOCKS = 8
+BLOCK_LEN = 2048
+DIM = BLOCKS * BLOCK_LEN
+
+_BLOCK_OFFSETS = (np.arange(BLOCKS, dtype=np.int64) * BLOCK_LEN)
+_MASK64 = (1 << 64) - 1
+
+
+def seed_of(symbol: str) -> int:
+    """A 64-bit seed from a symbol's name; blake2b, so it never depends on Python's salted ``hash``."""
+    return int.from_bytes(hashlib.blake2b(symbol.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    z = x
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def random_hv(seed: int) -> np.ndarray:
+    """The HV of a seed: shape (BLOCKS,), int64 slot numbers in [0, BLOCK_LEN)."""
+    slots = np.empty(BLOCKS, dtype=np.int64)
+    x = seed
+    for block in range(BLOCKS):
+        x = _splitmix64(x)
+        slots[block] = x % BLOCK_LEN
+    return slots
+
+
+def random_hvs(seeds: np.ndarray) -> np.ndarray:
+    """Vectorised ``random_hv``: seeds shape (n,) uint64 -> HVs shape (n, BLOCKS) int64 (identical results)."""
+    x = np.asarray(seeds, dtype=np.uint64).copy()
+    out = np.empty((len(x), BLOCKS), dtype=np.int64)
+    with np.errstate(over="ignore"):
+        for block in range(BLOCKS):
+            x = x + np.uint64(0x9E3779B97F4A7C15)
+            z = x
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            z = z ^ (z >> np.uint64(31))
+            out[:, block] = (z % np.uint64(BLOCK_LEN)).astype(np.int64)
+            x = z
+    return out
+
+
+def symbol_hv(symbol: str) -> np.ndarray:
+    """The HV of a named symbol: shape (BLOCKS,)."""
+    return random_hv(seed_of(symbol))
+
+
+def bind(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Binds two HVs, shape (BLOCKS,) each -> (BLOCKS,). ``unbind(bind(a, b), b) == a``."""
+    return (a + b) % BLOCK_LEN
+
+
+def unbind(c: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Inverse of ``bind``: recovers ``a`` from ``bind(a, b)`` and ``b``."""
+    return (c - b) % BLOCK_LEN
+
+
+def permute(a: np.ndarray, k: int = 1) -> np.ndarray:
+    """Permutes an HV k times, shape (BLOCKS,) -> (BLOCKS,): blocks rotate and slots shift."""
+    return (np.roll(a, k) + k) % BLOCK_LEN
+
+
+def active_dims(hv: np.ndarray) -> np.ndarray:
+    """The dimensions an HV switches on, shape (BLOCKS,) int64 in [0, DIM)."""
+    return _BLOCK_OFFSETS + hv
+
+
+def bundle(hvs: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bundles HVs, shape (n, BLOCKS), with integer weights, shape (n,), into a sparse integer vector.
+
+    Returns ``(dims, values)``: sorted unique int32 dimensions and their int32 sums. Exact, so bundles add and
+    subtract without drift.
+    """
+    if len(hvs) == 0:
+        return np.empty(0, np.int32), np.empty(0, np.int32)
+    dims = (np.asarray(hvs, dtype=np.int64) + _BLOCK_OFFSETS).ravel()
+    vals = np.repeat(np.asarray(weights, dtype=np.int64), BLOCKS)
+    order = np.argsort(dims, kind="stable")
+    dims, vals = dims[order], vals[order]
+    uniq, start = np.unique(dims, return_index=True)
+    sums = np.add.reduceat(vals, start) if len(vals) else vals
+    keep = sums != 0
+    return uniq[keep].astype(np.int32), sums[keep].astype(np.int32)
+
+
+def add_sparse(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], sign: int = 1
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``a + sign * b`` for two sparse integer vectors; zero entries are dropped."""
+    dims = np.concatenate([a[0], b[0]]).astype(np.int64)
+    vals = np.concatenate([a[1].astype(np.int64), sign * b[1].astype(np.int64)])
+    if len(dims) == 0:
+        return np.empty(0, np.int32), np.empty(0, np.int32)
+    order = np.argsort(dims, kind="stable")
+    dims, vals = dims[order], vals[order]
+    uniq, start = np.unique(dims, return_index=True)
+    sums = np.add.reduceat(vals, start)
+    keep = sums != 0
+    return uniq[keep].astype(np.int32), sums[keep].astype(np.int32)
+
+
+def similarity(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    """Cosine similarity of two sparse vectors ``(dims, values)``; 0.0 when either is empty."""
+    common, ia, ib = np.intersect1d(a[0], b[0], assume_unique=True, return_indices=True)
+    if len(common) == 0:
+        return 0.0
+    dot = float(np.dot(a[1][ia].astype(np.float64), b[1][ib].astype(np.float64)))
+    na = float(np.linalg.norm(a[1].astype(np.float64)))
+    nb = float(np.linalg.norm(b[1].astype(np.float64)))
+    return dot / (na * nb) if na and nb else 0.0
