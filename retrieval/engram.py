@@ -376,9 +376,11 @@ class Engram:
             if not query.strip() or k <= 0:
                 return []
             self._refresh_terms()
-            qdims, qvals = probe(self._probe_weights(query), self.vocab)
+            weights = self._probe_weights(query)
+            qdims, qvals = probe(weights, self.vocab)
+            known = {f: w for f, w in weights.items() if self.df.get(self.vocab.ids.get(f, -1), 0) > 0}
             allowed = self._scope_slots(scope) if scope else None
-            ranked = self.table.search(qdims, qvals, k, allowed)
+            ranked = self.table.search(qdims, qvals, k, allowed, seed=probe(known, self.vocab))
             hits = []
             texts: dict[str, list[str] | None] = {}
             for slot, score in ranked:

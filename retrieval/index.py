@@ -89,23 +89,31 @@ class ChunkTable:
             self.build_postings()
 
     # -- search ---------------------------------------------------------------------------------------------------
-    def search(self, qdims: np.ndarray, qvals: np.ndarray, k: int, allowed: set[int] | None = None
-               ) -> list[tuple[int, float]]:
-        """Top-k live slots by cosine with the probe ``(qdims, qvals)``; ``allowed`` restricts the slots."""
+    def search(self, qdims: np.ndarray, qvals: np.ndarray, k: int, allowed: set[int] | None = None,
+               seed: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple[int, float]]:
+        """Top-k live slots by cosine with the probe ``(qdims, qvals)``; ``allowed`` restricts the slots.
+
+        ``seed`` is the probe used for candidate generation (default: the probe itself) — the part made of
+        features the workspace knows, so that hash collisions of unknown words bring no candidates."""
         if self.alive == 0 or len(qdims) == 0:
             return []
         self._maybe_rebuild()
         indptr, rows, vals = self._postings
         n = len(self.records)
         scores = np.zeros(n, np.float32)
-        strongest = np.argsort(-np.abs(qvals), kind="stable")[:PROBE_DIMS]
-        accumulate_postings(indptr, rows, vals, qdims[strongest].astype(np.int64), qvals[strongest], scores)
-        qdense = np.zeros(vsa.DIM, np.float32)
-        qdense[qdims] = qvals
+        sdims, svals = seed if seed is not None else (qdims, qvals)
+        if len(sdims) == 0:
+            return []
+        strongest = np.argsort(-np.abs(svals), kind="stable")[:PROBE_DIMS]
+        accumulate_postings(indptr, rows, vals, sdims[strongest].astype(np.int64), svals[strongest], scores)
+        sdense = np.zeros(vsa.DIM, np.float32)
+        sdense[sdims] = svals
         for s in self._fresh:
             if allowed is None or s in allowed:
                 r = self.records[s]
-                scores[s] = float(np.dot(qdense[r.dims], r.vals))
+                scores[s] = float(np.dot(sdense[r.dims], r.vals))
+        qdense = np.zeros(vsa.DIM, np.float32)
+        qdense[qdims] = qvals
         live = np.fromiter((r is not None for r in self.records), bool, n)
         if allowed is not None:
             live &= np.isin(np.arange(n), np.fromiter(allowed, np.int64, len(allowed)))

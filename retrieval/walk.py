@@ -22,7 +22,7 @@ ALWAYS_SKIPPED_DIRS = frozenset({
 })
 IGNORE_FILE = ".engramignore"
 
-_secret_spec = pathspec.PathSpec.from_lines("gitwildmatch", SECRET_FILE_GLOBS)
+_secret_spec = pathspec.GitIgnoreSpec.from_lines(SECRET_FILE_GLOBS)
 
 
 def is_secret_path(rel_path: str) -> bool:
@@ -47,13 +47,13 @@ class WorkspaceFilter:
         self.root = root
         self.settings = settings
         lines = list(settings.ignore) + _read_spec(root, IGNORE_FILE)
-        self._project = pathspec.PathSpec.from_lines("gitwildmatch", lines)
+        self._project = pathspec.GitIgnoreSpec.from_lines(lines)
         self._gitignores: dict[str, pathspec.PathSpec] = {}
 
     def _gitignore(self, rel_dir: str) -> pathspec.PathSpec:
         spec = self._gitignores.get(rel_dir)
         if spec is None:
-            spec = pathspec.PathSpec.from_lines("gitwildmatch", _read_spec(self.root / rel_dir, ".gitignore"))
+            spec = pathspec.GitIgnoreSpec.from_lines(_read_spec(self.root / rel_dir, ".gitignore"))
             self._gitignores[rel_dir] = spec
         return spec
 
