@@ -1,1 +1,12 @@
-"""engram_ls.inference"""
+"""engram_ls.inference — model workers over msgpack pipes: pools, routing, streaming, cancellation, recovery.
+
+Imports no LSP code. llama_cpp is imported only inside worker processes.
+"""
+
+from .prompts import Snippet
+from .router import classify, collaborative, pipeline
+from .service import Answer, Inference, InferenceError
+from .settings import InferenceSettings, ModelSettings
+
+__all__ = ["Answer", "Inference", "InferenceError", "InferenceSettings", "ModelSettings", "Snippet", "classify",
+           "collaborative", "pipeline"]

@@ -1,0 +1,214 @@
+"""A model worker process: ``python -m engram_ls.inference.worker --backend llama --model PATH ...``.
+
+Speaks the protocol of ``protocol.py`` on stdin/stdout and logs only to stderr (C-level output included: fd 1 is
+re-pointed at stderr, the protocol keeps a private copy). A reader thread handles control frames — ``cancel`` and
+``ping`` are answered even while a generation runs — and the main thread generates one request at a time. The
+worker exits when its stdin closes, and the kernel kills it if its parent dies, so no orphan survives the editor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+
+from . import prompts
+from .backends import BACKENDS, BackendError
+from .protocol import PROTOCOL_VERSION, ProtocolError, encode, error_frame, read_frame
+
+log = logging.getLogger("engram_ls.worker")
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Worker:
+    def __init__(self, backend, out, role: str):
+        self.backend = backend
+        self.out = out
+        self.role = role
+        self.jobs: queue.Queue = queue.Queue()
+        self.write_lock = threading.Lock()
+        self.current: str | None = None
+        self.stop_event = threading.Event()
+
+    def send(self, message: dict) -> None:
+        data = encode(message)
+        with self.write_lock:
+            self.out.write(data)
+            self.out.flush()
+
+    # -- reader thread --------------------------------------------------------------------------------------------
+    def read_loop(self, stdin) -> None:
+        while True:
+            try:
+                frame = read_frame(stdin)
+            except ProtocolError as e:
+                if e.fatal:
+                    log.info("stdin closed: exiting")
+                    os._exit(0)
+                self.send(error_frame(None, "bad_frame", str(e)))
+                continue
+            kind = frame["type"]
+            if kind == "ping":
+                self.send({"type": "pong", "seq": frame.get("seq"), "busy": self.current})
+            elif kind == "cancel":
+                if frame.get("id") is not None and frame.get("id") == self.current:
+                    self.stop_event.set()
+            elif kind in ("generate", "tokenize"):
+                if not isinstance(frame.get("id"), str):
+                    self.send(error_frame(frame.get("id"), "bad_request", "'id' must be a string"))
+                elif kind == "generate" and (self.current is not None or not self.jobs.empty()):
+                    self.send(error_frame(frame["id"], "busy", f"already generating {self.current}"))
+                else:
+                    self.jobs.put(frame)
+            elif kind == "shutdown":
+                self.stop_event.set()
+                self.jobs.put(None)
+                return
+            else:
+                self.send(error_frame(frame.get("id"), "unknown_type", f"unknown frame type {kind!r}"))
+
+    # -- main thread ----------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            try:
+                if job["type"] == "tokenize":
+                    self.send({"type": "tokens", "id": job["id"], "count": self.backend.count(str(job.get("text", "")))})
+                else:
+                    self.generate(job)
+            except BackendError as e:
+                self.send(error_frame(job["id"], e.code, str(e)))
+            except (KeyError, TypeError, ValueError) as e:
+                self.send(error_frame(job["id"], "bad_request", f"{type(e).__name__}: {e}"))
+            except Exception as e:  # the worker lives on; the caller gets a clear error
+                log.error("generation failed:\n%s", traceback.format_exc())
+                self.send(error_frame(job["id"], "internal", f"{type(e).__name__}: {e}"))
+            finally:
+                self.current = None
+                self.stop_event.clear()
+
+    def generate(self, req: dict) -> None:
+        rid = req["id"]
+        started = time.monotonic()
+        deadline = started + float(req["deadline"]) if req.get("deadline") else None
+        max_tokens = int(req.get("max_tokens", 128))
+        if not 1 <= max_tokens <= 8192:
+            raise ValueError("max_tokens must be in 1..8192")
+        temperature = float(req.get("temperature", 0.0))
+        stop = [str(s) for s in req.get("stop") or []]
+        snippets = [prompts.Snippet(str(s["path"]), int(s["start_line"]), int(s["end_line"]), str(s["text"]))
+                    for s in req.get("snippets") or []]
+        mode = req.get("mode", "prompt")
+        count = self.backend.count
+        n_ctx = self.backend.n_ctx
+        cited: list[int] = []
+        self.current = rid
+        if mode == "fim":
+            if not self.backend.fim:
+                raise BackendError("this model has no fill-in-the-middle tokens", "bad_request")
+            prompt, cited = prompts.fim_prompt(str(req["prefix"]), str(req.get("suffix", "")), snippets,
+                                               path=str(req.get("path", "")), repo=str(req.get("repo", "workspace")),
+                                               n_ctx=n_ctx, max_tokens=max_tokens, count=count)
+            pieces = self.backend.stream_prompt(prompt, max_tokens, temperature, prompts.FIM_STOPS + stop,
+                                                self._should_stop(deadline))
+            prompt_tokens = count(prompt)
+        elif mode == "chat":
+            if req.get("messages"):
+                messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in req["messages"]]
+            else:
+                messages, cited = prompts.chat_messages(str(req["question"]), snippets,
+                                                        role=str(req.get("role") or self.role),
+                                                        system=req.get("system"), n_ctx=n_ctx,
+                                                        max_tokens=max_tokens, count=count)
+            pieces = self.backend.stream_chat(messages, max_tokens, temperature, stop, self._should_stop(deadline))
+            prompt_tokens = sum(count(m["content"]) for m in messages)
+        elif mode == "prompt":
+            prompt = str(req["prompt"])
+            pieces = self.backend.stream_prompt(prompt, max_tokens, temperature, stop, self._should_stop(deadline))
+            prompt_tokens = count(prompt)
+        else:
+            raise ValueError(f"unknown mode {mode!r}")
+        text, n, first = [], 0, None
+        stream = bool(req.get("stream", True))
+        for piece in pieces:
+            if first is None:
+                first = time.monotonic()
+            text.append(piece)
+            n += 1
+            if stream:
+                self.send({"type": "token", "id": rid, "text": piece})
+            if self.stop_event.is_set() or (deadline and time.monotonic() > deadline):
+                break
+        if self.stop_event.is_set():
+            finish = "cancelled"
+        elif deadline and time.monotonic() > deadline:
+            finish = "deadline"
+        else:
+            finish = "length" if n >= max_tokens else "stop"
+        end = time.monotonic()
+        self.send({"type": "done", "id": rid, "text": "".join(text), "finish": finish, "cited": cited,
+                   "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n},
+                   "timings": {"ttft_ms": round(((first or end) - started) * 1000, 2),
+                               "total_ms": round((end - started) * 1000, 2)}})
+
+    def _should_stop(self, deadline):
+        return lambda: self.stop_event.is_set() or (deadline is not None and time.monotonic() > deadline)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="engram_ls.inference.worker")
+    p.add_argument("--backend", default="llama", choices=sorted(BACKENDS))
+    p.add_argument("--model", default="")
+    p.add_argument("--role", default="coding")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--ctx", type=int, default=4096)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--cache-mb", type=int, default=128)
+    p.add_argument("--url", default="")
+    p.add_argument("--remote-model", default="")
+    p.add_argument("--api-key-env", default="")
+    p.add_argument("--stub-delay-ms", type=int, default=0)
+    p.add_argument("--log-level", default="INFO")
+    args = p.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
+                        format=f"[worker {os.getpid()} {args.role}] %(levelname)s %(message)s")
+    _die_with_parent()
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)  # anything printed by C code goes to stderr, never into the protocol stream
+    sys.stdout = sys.stderr
+    stdin = os.fdopen(os.dup(0), "rb", buffering=0)
+    try:
+        backend = BACKENDS[args.backend](model=args.model, n_ctx=args.ctx, threads=args.threads, batch=args.batch,
+                                         cache_mb=args.cache_mb, url=args.url, remote_model=args.remote_model,
+                                         api_key_env=args.api_key_env, delay_ms=args.stub_delay_ms)
+    except Exception as e:
+        log.error("cannot start backend: %s", e)
+        out.write(encode(error_frame(None, "model_error", f"cannot start {args.backend} backend: {e}")))
+        return 3
+    worker = Worker(backend, out, args.role)
+    worker.send({"type": "hello", "protocol": PROTOCOL_VERSION, "model": backend.model_name, "n_ctx": backend.n_ctx,
+                 "chat_template": backend.chat_template, "fim": backend.fim, "backend": args.backend,
+                 "pid": os.getpid(), "role": args.role})
+    threading.Thread(target=worker.read_loop, args=(stdin,), daemon=True, name="reader").start()
+    worker.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
