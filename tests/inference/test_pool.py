@@ -1,0 +1,188 @@
+"""Pools on the stub backend: real worker processes and pipes, no model."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from engram_ls.inference import Inference, InferenceError, Snippet, collaborative, pipeline
+from engram_ls.inference.settings import ModelSettings
+
+from .conftest import pid_alive, stub_settings, wait_until
+
+
+async def test_streaming_delivers_tokens_in_order(stub):
+    toks = []
+    a = await stub.ask("explain x", [Snippet("a.py", 1, 2, "x = 1")], max_tokens=6, on_token=toks.append)
+    assert a.text == "".join(toks) and len(toks) == 6
+    assert a.role == "research" and a.cited == [Snippet("a.py", 1, 2, "x = 1")]
+
+
+async def test_cancel_running_request_frees_the_worker(stub):
+    toks = []
+    task = asyncio.create_task(stub.ask("write code", max_tokens=5000, request_id="big", on_token=toks.append))
+    await wait_until(lambda: len(toks) >= 2, what="first tokens")
+    assert await stub.cancel("big")
+    a = await task
+    assert a.cancelled and a.finish == "cancelled" and len(toks) < 5000
+    again = await stub.ask("write code", role="coding", max_tokens=2)
+    assert again.finish == "length"
+
+
+async def test_cancel_queued_request_never_runs(stub):
+    first = asyncio.create_task(stub.complete("a", "", max_tokens=400, request_id="q1"))
+    second = asyncio.create_task(stub.complete("b", "", max_tokens=400, request_id="q2"))
+    await wait_until(lambda: stub.pools["coding"].queue, what="a queued request")
+    await stub.cancel("q2")
+    b = await second
+    assert b.cancelled and b.text == ""
+    await stub.cancel("q1")
+    await first
+
+
+async def test_requests_queue_fairly_in_submission_order():
+    inf = Inference(stub_settings(stub_delay_ms=1))
+    await inf.start()
+    try:
+        order = []
+
+        async def one(i):
+            a = await inf.complete(f"p{i}", "", max_tokens=3)
+            order.append(i)
+            return a
+
+        answers = await asyncio.gather(*(one(i) for i in range(10)))
+        assert all(a.finish == "length" for a in answers)
+        assert order == list(range(10))
+    finally:
+        await inf.close()
+
+
+async def test_kill_9_mid_generation_is_retried_and_the_pool_refills():
+    inf = Inference(stub_settings(stub_delay_ms=15))
+    await inf.start()
+    try:
+        reference = await inf.complete("same prompt", "", max_tokens=30)
+        toks = []
+        task = asyncio.create_task(inf.complete("same prompt", "", max_tokens=30, on_token=toks.append))
+        await wait_until(lambda: len(toks) >= 3, what="streaming")
+        victim = inf.pools["coding"].workers[0].pid
+        os.kill(victim, signal.SIGKILL)
+        answer = await task
+        assert answer.retried and answer.text == reference.text
+        assert "".join(toks) == reference.text  # the retry's stream continues, no duplicated text
+        await wait_until(lambda: inf.status()["coding"]["alive"] == 1, what="restart")
+        assert victim not in inf.status()["coding"]["pids"]
+        assert inf.status()["coding"]["restarts"] == 1
+    finally:
+        await inf.close()
+
+
+async def test_sigstop_hang_is_detected_and_request_served():
+    inf = Inference(stub_settings(stub_delay_ms=15))
+    await inf.start()
+    try:
+        toks = []
+        task = asyncio.create_task(inf.complete("p", "", max_tokens=20, on_token=toks.append))
+        await wait_until(lambda: toks, what="streaming")
+        frozen = inf.pools["coding"].workers[0].pid
+        os.kill(frozen, signal.SIGSTOP)
+        answer = await asyncio.wait_for(task, 60)
+        assert answer.retried and answer.finish == "length"
+        await wait_until(lambda: not pid_alive(frozen), what="hung worker killed")
+    finally:
+        await inf.close()
+
+
+async def test_fallback_to_the_other_pool_then_clear_error():
+    inf = Inference(stub_settings(stub_delay_ms=30, max_restarts=0))
+    await inf.start()
+    try:
+        toks = []
+        task = asyncio.create_task(inf.complete("p", "", max_tokens=50, on_token=toks.append))
+        await wait_until(lambda: toks, what="streaming")
+        os.kill(inf.pools["coding"].workers[0].pid, signal.SIGKILL)
+        await wait_until(lambda: inf.pools["coding"].failed is not None or
+                         inf.pools["coding"].workers and inf.pools["coding"].workers[0].request, what="retry")
+        # kill whatever serves it next, until it lands on the research pool
+        for _ in range(3):
+            serving = [w for p in inf.pools.values() for w in p.workers if w.request]
+            if not serving or serving[0].pool.role == "research":
+                break
+            os.kill(serving[0].pid, signal.SIGKILL)
+            await wait_until(lambda: any(w.request for p in inf.pools.values() for w in p.workers) or task.done(),
+                             what="next attempt")
+        answer = await task
+        assert answer.role == "research" and answer.retried
+        assert inf.status()["coding"]["failed"]
+        # the coding pool is gone: new coding work goes straight to research
+        assert (await inf.complete("q", "", max_tokens=2)).role == "research"
+        os.kill(inf.pools["research"].workers[0].pid, signal.SIGKILL)
+        await wait_until(lambda: inf.pools["research"].failed, what="research pool gives up")
+        with pytest.raises(InferenceError):
+            await inf.complete("q", "", max_tokens=2)
+    finally:
+        await inf.close()
+
+
+async def test_pool_never_exceeds_its_size():
+    inf = Inference(stub_settings(coding=ModelSettings(pool_size=2)))
+    await inf.start()
+    try:
+        for _ in range(3):
+            victim = inf.pools["coding"].workers[0].pid
+            os.kill(victim, signal.SIGKILL)
+            await wait_until(lambda: victim not in inf.status()["coding"]["pids"]
+                             and inf.status()["coding"]["alive"] == 2, what="refill")
+            assert len(inf.pools["coding"].workers) <= 2
+        await asyncio.gather(*(inf.complete(str(i), "", max_tokens=2) for i in range(6)))
+        assert len(inf.pools["coding"].workers) == 2
+    finally:
+        await inf.close()
+
+
+async def test_close_leaves_no_processes():
+    inf = Inference(stub_settings())
+    await inf.start()
+    pids = inf.status()["coding"]["pids"] + inf.status()["research"]["pids"]
+    await inf.close()
+    assert not any(pid_alive(p) for p in pids)
+
+
+async def test_workers_die_with_a_sigkilled_parent(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent("""
+        import asyncio, json, sys
+        from engram_ls.inference import Inference, InferenceSettings
+        async def main():
+            inf = Inference(InferenceSettings(backend="stub"))
+            await inf.start()
+            s = inf.status()
+            print(json.dumps(s["coding"]["pids"] + s["research"]["pids"]), flush=True)
+            await asyncio.Event().wait()
+        asyncio.run(main())
+    """))
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pids = json.loads(parent.stdout.readline())
+    assert all(pid_alive(p) for p in pids)
+    parent.kill()
+    parent.wait()
+    await wait_until(lambda: not any(pid_alive(p) for p in pids), what="workers to exit")
+
+
+async def test_pipeline_and_collaborative_patterns(stub):
+    plan, result = await pipeline(stub, "add caching", [Snippet("a.py", 1, 1, "x")], max_tokens=3)
+    assert plan.role == "research" and result.role == "coding"
+    answers = await collaborative(stub, [("explain a", "research"), ("write b", "coding"), ("c?", None)], [],
+                                  max_tokens=2)
+    assert [a.role for a in answers] == ["research", "coding", "research"]
+
+
+async def test_invalid_settings_fail_clearly():
+    with pytest.raises(InferenceError, match="backend"):
+        await Inference(stub_settings(backend="nope")).start()

@@ -1,0 +1,108 @@
+"""The worker process itself, driven over its real pipes."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from engram_ls.inference.protocol import encode, read_frame
+
+
+@pytest.fixture
+def worker():
+    proc = subprocess.Popen([sys.executable, "-m", "engram_ls.inference.worker", "--backend", "stub",
+                             "--stub-delay-ms", "20"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def send(proc, msg):
+    proc.stdin.write(encode(msg))
+    proc.stdin.flush()
+
+
+def frames_until_end(proc, rid):
+    out = []
+    while True:
+        f = read_frame(proc.stdout)
+        out.append(f)
+        if f.get("id") == rid and f["type"] in ("done", "error"):
+            return out
+
+
+def test_hello_then_streamed_generation(worker):
+    hello = read_frame(worker.stdout)
+    assert hello["type"] == "hello" and hello["protocol"] == 1 and hello["fim"] is True
+    send(worker, {"type": "generate", "id": "g1", "mode": "prompt", "prompt": "hi", "max_tokens": 3})
+    frames = frames_until_end(worker, "g1")
+    assert [f["type"] for f in frames] == ["token", "token", "token", "done"]
+    assert frames[-1]["text"] == "".join(f["text"] for f in frames[:-1])
+    assert frames[-1]["finish"] == "length" and frames[-1]["usage"]["completion_tokens"] == 3
+
+
+def test_bad_frames_get_errors_and_the_worker_lives_on(worker):
+    read_frame(worker.stdout)
+    worker.stdin.write(len(b"\xc1").to_bytes(4, "big") + b"\xc1")
+    worker.stdin.flush()
+    assert read_frame(worker.stdout)["code"] == "bad_frame"
+    send(worker, {"type": "teleport"})
+    assert read_frame(worker.stdout)["code"] == "unknown_type"
+    send(worker, {"type": "generate", "id": 5})
+    assert read_frame(worker.stdout)["code"] == "bad_request"
+    send(worker, {"type": "generate", "id": "g", "mode": "prompt", "max_tokens": 1})  # no prompt
+    assert read_frame(worker.stdout)["code"] == "bad_request"
+    send(worker, {"type": "generate", "id": "ok", "mode": "prompt", "prompt": "x", "max_tokens": 1})
+    assert frames_until_end(worker, "ok")[-1]["type"] == "done"
+
+
+def test_ping_and_cancel_are_answered_during_generation(worker):
+    read_frame(worker.stdout)
+    send(worker, {"type": "generate", "id": "long", "mode": "prompt", "prompt": "x", "max_tokens": 2000})
+    assert read_frame(worker.stdout)["type"] == "token"
+    send(worker, {"type": "ping", "seq": 7})
+    send(worker, {"type": "generate", "id": "second", "mode": "prompt", "prompt": "x", "max_tokens": 1})
+    send(worker, {"type": "cancel", "id": "long"})
+    seen = []
+    while True:
+        f = read_frame(worker.stdout)
+        seen.append(f)
+        if f["type"] == "done":
+            break
+    pong = next(f for f in seen if f["type"] == "pong")
+    assert pong["seq"] == 7 and pong["busy"] == "long"
+    assert any(f["type"] == "error" and f["id"] == "second" and f["code"] == "busy" for f in seen)
+    assert seen[-1]["finish"] == "cancelled" and seen[-1]["usage"]["completion_tokens"] < 2000
+
+
+def test_deadline_stops_generation(worker):
+    read_frame(worker.stdout)
+    send(worker, {"type": "generate", "id": "d", "mode": "prompt", "prompt": "x", "max_tokens": 5000,
+                  "deadline": 0.2})
+    assert frames_until_end(worker, "d")[-1]["finish"] == "deadline"
+
+
+def test_worker_exits_when_its_stdin_closes(worker):
+    read_frame(worker.stdout)
+    worker.stdin.close()
+    assert worker.wait(timeout=30) == 0
+
+
+def test_protocol_stream_is_not_polluted_by_prints():
+    code = "import os; os.write(1, b'noise from C code\\n')"
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "import os, sys; from engram_ls.inference import worker; "
+                             "sys.argv=['w','--backend','stub']; "
+                             "import threading; orig=worker.Worker.run\n"
+                             "def run(self):\n    os.write(1, b'noise')\n    orig(self)\n"
+                             "worker.Worker.run=run; sys.exit(worker.main(sys.argv[1:]))"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert read_frame(proc.stdout)["type"] == "hello"
+        send(proc, {"type": "generate", "id": "a", "mode": "prompt", "prompt": "x", "max_tokens": 1})
+        assert frames_until_end(proc, "a")[-1]["type"] == "done"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert code
