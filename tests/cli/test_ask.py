@@ -23,7 +23,7 @@ def test_ask_streams_and_cites_with_the_stub_backend(tmp_path):
     assert proc.returncode == 0, proc.stderr
     answer, _, sources = proc.stdout.partition("Sources:")
     assert answer.strip().startswith("stub_")
-    assert "net/http_client.py:4-" in sources.splitlines()[1]
+    assert any(l.strip().startswith("net/http_client.py:4-") for l in sources.splitlines())
 
 
 def test_ask_json(tmp_path):
