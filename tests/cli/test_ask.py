@@ -49,4 +49,4 @@ def test_ask_with_the_shipped_model(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["answer"].strip() and "Qwen" in out["model"]
-    assert out["citations"][0]["path"] in {"shop/pricing.py", "shop/cart.py"}
+    assert {"shop/pricing.py", "shop/cart.py"} & {c["path"] for c in out["citations"]}
