@@ -1,0 +1,133 @@
+"""Completions: ``textDocument/inlineCompletion`` (LSP 3.18) and ``textDocument/completion`` as the fallback for
+clients without inline completion. Fill-in-the-middle with the coding model and retrieved cross-file context.
+
+Per document, a newer request supersedes the older one: the older one's generation is cancelled in its worker,
+and no result computed for an outdated document version is ever returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+
+from lsprotocol import types
+
+from engram_ls.inference import InferenceError
+
+from .app import EngramServer
+from .context import check_position, clean, document, is_private, related, to_snippet
+
+log = logging.getLogger("engram_ls.server")
+_ids = itertools.count(1)
+STOPS = ["\n\n\n"]
+
+
+def trim(text: str, suffix: str) -> str:
+    """Cuts a completion at a blank line and where it starts repeating the code after the cursor."""
+    text = text.rstrip()
+    if "\n\n" in text:
+        text = text[: text.index("\n\n")].rstrip()
+    head = suffix.lstrip().split("\n", 1)[0].strip()
+    if head and len(head) > 3:
+        cut = text.find(head)
+        if cut > 0:
+            text = text[:cut].rstrip()
+    return text
+
+
+class Completer:
+    """One in-flight generation per document; newer requests supersede older ones."""
+
+    def __init__(self) -> None:
+        self.tickets: dict[str, int] = {}
+        self.running: dict[str, str] = {}
+        self.started = 0
+        self.superseded = 0
+
+    async def generate(self, ls: EngramServer, uri: str, position: types.Position):
+        settings = ls.config.completion
+        if not settings.enabled or is_private(uri):
+            return None
+        doc = document(ls, uri)
+        check_position(doc, position)
+        ticket = self.tickets[uri] = self.tickets.get(uri, 0) + 1
+        previous = self.running.pop(uri, None)
+        if previous is not None:
+            self.superseded += 1
+            try:
+                await (await ls.inference()).cancel(previous)
+            except InferenceError:
+                pass
+        if settings.debounce_ms:
+            await asyncio.sleep(settings.debounce_ms / 1000)  # debounce: a keystroke soon after wins
+        if self.tickets.get(uri) != ticket:
+            return None
+        version = doc.version
+        source = doc.source
+        offset = doc.offset_at_position(position)
+        prefix, suffix = source[:offset], source[offset:]
+        query = "\n".join(prefix.split("\n")[-12:])
+        line = position.line + 1
+        hits = await related(ls, query, settings.context_snippets, uri, exclude_lines=(line, line))
+        if self.tickets.get(uri) != ticket:
+            return None
+        inference = await ls.inference()
+        rid = f"complete-{next(_ids)}"
+        self.running[uri] = rid
+        self.started += 1
+        engram, rel = ls.roots.locate(uri)
+        try:
+            answer = await inference.complete(clean(prefix), clean(suffix), [to_snippet(r, h) for r, h in hits],
+                                              max_tokens=settings.max_tokens, request_id=rid,
+                                              path=rel or uri.rsplit("/", 1)[-1],
+                                              repo=engram.root.name if engram else "workspace", stop=STOPS)
+        finally:
+            if self.running.get(uri) == rid:
+                del self.running[uri]
+        current = ls.workspace.text_documents.get(uri)
+        if answer.cancelled or self.tickets.get(uri) != ticket or current is None or current.version != version:
+            return None  # superseded, or the document moved on: never answer for an outdated version
+        text = trim(answer.text, suffix)
+        return (text, hits) if text.strip() else None
+
+
+def _inline_supported(ls: EngramServer) -> bool:
+    td = ls.client_capabilities.text_document
+    return bool(td and getattr(td, "inline_completion", None))
+
+
+def register(server: EngramServer) -> None:
+    completer = Completer()
+    server.completer = completer
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(ls: EngramServer, params: types.InlineCompletionParams):
+        result = await completer.generate(ls, params.text_document.uri, params.position)
+        if result is None:
+            return None
+        text, _ = result
+        pos = params.position
+        return types.InlineCompletionList(items=[
+            types.InlineCompletionItem(insert_text=text, range=types.Range(pos, pos))])
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["."]))
+    async def completion(ls: EngramServer, params: types.CompletionParams):
+        if _inline_supported(ls):
+            return None  # the client shows model completions inline instead
+        result = await completer.generate(ls, params.text_document.uri, params.position)
+        if result is None:
+            return types.CompletionList(is_incomplete=True, items=[])
+        text, hits = result
+        from .convert import link
+
+        first = next((l for l in text.split("\n") if l.strip()), text).strip()
+        sources = ", ".join(link(root, h.path, h.start_line, h.end_line) for root, h in hits)
+        doc = f"```\n{text}\n```" + (f"\n\nContext: {sources}" if sources else "")
+        pos = params.position
+        item = types.CompletionItem(
+            label=first[:80], kind=types.CompletionItemKind.Snippet, detail="engram-ls",
+            documentation=types.MarkupContent(types.MarkupKind.Markdown, doc), sort_text="0000",
+            filter_text=first, insert_text_format=types.InsertTextFormat.PlainText,
+            text_edit=types.TextEdit(types.Range(pos, pos), text))
+        return types.CompletionList(is_incomplete=True, items=[item])

@@ -1,0 +1,73 @@
+"""Retrieved context for a request: snippets near the cursor or for a question, never from secret files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lsprotocol import types
+
+from engram_ls.inference import Snippet
+from engram_ls.retrieval import Hit
+from engram_ls.retrieval.secrets import redact
+from engram_ls.retrieval.walk import is_secret_path
+
+from .app import EngramServer
+from .convert import uri_to_path
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_private(uri: str) -> bool:
+    """A secret-bearing document (.env, keys, credentials): never sent to a model."""
+    path = uri_to_path(uri)
+    return path is not None and is_secret_path(path.name)
+
+
+def word_at(line: str, column: int) -> str:
+    for m in _WORD.finditer(line):
+        if m.start() <= column <= m.end():
+            return m.group(0)
+    return ""
+
+
+def to_snippet(root: Path, hit: Hit) -> Snippet:
+    return Snippet(hit.path, hit.start_line, hit.end_line, hit.text)
+
+
+async def related(ls: EngramServer, query: str, k: int, uri: str | None = None,
+                  exclude_lines: tuple[int, int] | None = None) -> list[tuple[Path, Hit]]:
+    """Top-k hits for ``query``; hits overlapping ``exclude_lines`` (1-based) of ``uri`` itself are dropped, so
+    the model is not shown the code it is completing."""
+    if k <= 0 or not query.strip():
+        return []
+    engram, rel = ls.roots.locate(uri) if uri else (None, None)
+    hits = await ls.roots.search(query, k + 2)
+    out = []
+    for root, hit in hits:
+        if engram is not None and root == engram.root and hit.path == rel and exclude_lines and \
+                hit.start_line <= exclude_lines[1] and hit.end_line >= exclude_lines[0]:
+            continue
+        out.append((root, hit))
+    return out[:k]
+
+
+def clean(text: str) -> str:
+    """Text bound for a prompt, secrets redacted."""
+    return redact(text)
+
+
+def document(ls: EngramServer, uri: str):
+    """pygls's text document for ``uri``, or an InvalidParams error when it is not open."""
+    from pygls.exceptions import JsonRpcInvalidParams
+
+    if uri not in ls.workspace.text_documents:
+        raise JsonRpcInvalidParams(f"document not open: {uri}")
+    return ls.workspace.get_text_document(uri)
+
+
+def check_position(doc, position: types.Position) -> None:
+    from pygls.exceptions import JsonRpcInvalidParams
+
+    if position.line > len(doc.lines):
+        raise JsonRpcInvalidParams(f"line {position.line} is past the end of the document ({len(doc.lines)} lines)")
