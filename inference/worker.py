@@ -89,21 +89,22 @@ class Worker:
                 return
             try:
                 if job["type"] == "tokenize":
-                    self.send({"type": "tokens", "id": job["id"], "count": self.backend.count(str(job.get("text", "")))})
+                    reply = {"type": "tokens", "id": job["id"], "count": self.backend.count(str(job.get("text", "")))}
                 else:
-                    self.generate(job)
+                    reply = self.generate(job)
             except BackendError as e:
-                self.send(error_frame(job["id"], e.code, str(e)))
+                reply = error_frame(job["id"], e.code, str(e))
             except (KeyError, TypeError, ValueError) as e:
-                self.send(error_frame(job["id"], "bad_request", f"{type(e).__name__}: {e}"))
+                reply = error_frame(job["id"], "bad_request", f"{type(e).__name__}: {e}")
             except Exception as e:  # the worker lives on; the caller gets a clear error
                 log.error("generation failed:\n%s", traceback.format_exc())
-                self.send(error_frame(job["id"], "internal", f"{type(e).__name__}: {e}"))
-            finally:
-                self.current = None
-                self.stop_event.clear()
+                reply = error_frame(job["id"], "internal", f"{type(e).__name__}: {e}")
+            # Free before replying: the parent may send the next request the moment it reads the reply.
+            self.current = None
+            self.stop_event.clear()
+            self.send(reply)
 
-    def generate(self, req: dict) -> None:
+    def generate(self, req: dict) -> dict:
         rid = req["id"]
         started = time.monotonic()
         deadline = started + float(req["deadline"]) if req.get("deadline") else None
@@ -162,10 +163,10 @@ class Worker:
         else:
             finish = "length" if n >= max_tokens else "stop"
         end = time.monotonic()
-        self.send({"type": "done", "id": rid, "text": "".join(text), "finish": finish, "cited": cited,
-                   "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n},
-                   "timings": {"ttft_ms": round(((first or end) - started) * 1000, 2),
-                               "total_ms": round((end - started) * 1000, 2)}})
+        return {"type": "done", "id": rid, "text": "".join(text), "finish": finish, "cited": cited,
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n},
+                "timings": {"ttft_ms": round(((first or end) - started) * 1000, 2),
+                            "total_ms": round((end - started) * 1000, 2)}}
 
     def _should_stop(self, deadline):
         return lambda: self.stop_event.is_set() or (deadline is not None and time.monotonic() > deadline)

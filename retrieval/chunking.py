@@ -31,6 +31,15 @@ class Chunk:
     symbol: str = ""
 
 
+def lines_of(text: str) -> list[str]:
+    """Lines as editors number them (LSP: \\n, \\r\\n and \\r end a line; form feeds and other Unicode breaks do
+    not), without a trailing empty line."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def digest_of(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
@@ -86,8 +95,11 @@ def _generic_spans(lines: list[str], first: int, last: int) -> list[tuple[int, i
 
 
 def _python_spans(lines: list[str], tree: ast.Module) -> list[tuple[int, int, str, str]]:
+    """Units along the syntax tree. Comment lines belong to the unit below them (a function's leading comments)
+    or to the surrounding module block, so every non-blank line is in some chunk."""
     spans: list[tuple[int, int, str, str]] = []
     pending: list[tuple[int, int]] = []
+    cursor = 1  # first line not yet assigned to a unit
 
     def flush() -> None:
         if pending:
@@ -95,37 +107,55 @@ def _python_spans(lines: list[str], tree: ast.Module) -> list[tuple[int, int, st
                 spans.append((s, e, "module", ""))
             pending.clear()
 
+    def leading_comments(start: int) -> int:
+        while start - 1 >= cursor and lines[start - 2].lstrip().startswith("#"):
+            start -= 1
+        return start
+
     for node in tree.body:
         start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
         end = node.end_lineno or node.lineno
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            start = leading_comments(start)
+            if any(lines[n - 1].strip() for n in range(cursor, start)):
+                pending.append((cursor, start - 1))
             flush()
-            spans.extend((s, e, "function", node.name) for s, e in _window(start, end))
-        elif isinstance(node, ast.ClassDef):
-            flush()
-            if end - start + 1 <= MAX_LINES:
-                spans.append((start, end, "class", node.name))
-                continue
-            methods = [m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
-            cursor = start
-            for m in methods:
-                m_start = min([m.lineno] + [d.lineno for d in m.decorator_list])
-                m_end = m.end_lineno or m.lineno
-                if m_start > cursor:
-                    spans.extend((s, e, "class", node.name) for s, e, _ in _generic_spans(lines, cursor, m_start - 1))
-                spans.extend((s, e, "method", f"{node.name}.{m.name}") for s, e in _window(m_start, m_end))
-                cursor = m_end + 1
-            if cursor <= end:
-                spans.extend((s, e, "class", node.name) for s, e, _ in _generic_spans(lines, cursor, end))
+            if isinstance(node, ast.ClassDef):
+                spans.extend(_class_spans(lines, node, start, end))
+            else:
+                spans.extend((s, e, "function", node.name) for s, e in _window(start, end))
         else:
-            pending.append((start, end))
+            pending.append((cursor, end))
+        cursor = end + 1
+    if any(lines[n - 1].strip() for n in range(cursor, len(lines) + 1)):
+        pending.append((cursor, len(lines)))
     flush()
+    return spans
+
+
+def _class_spans(lines: list[str], node: ast.ClassDef, start: int, end: int) -> list[tuple[int, int, str, str]]:
+    if end - start + 1 <= MAX_LINES:
+        return [(start, end, "class", node.name)]
+    spans = []
+    methods = [m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    cursor = start
+    for m in methods:
+        m_start = min([m.lineno] + [d.lineno for d in m.decorator_list])
+        while m_start - 1 > cursor and lines[m_start - 2].lstrip().startswith("#"):
+            m_start -= 1
+        m_end = m.end_lineno or m.lineno
+        if m_start > cursor:
+            spans.extend((s, e, "class", node.name) for s, e, _ in _generic_spans(lines, cursor, m_start - 1))
+        spans.extend((s, e, "method", f"{node.name}.{m.name}") for s, e in _window(m_start, m_end))
+        cursor = m_end + 1
+    if cursor <= end:
+        spans.extend((s, e, "class", node.name) for s, e, _ in _generic_spans(lines, cursor, end))
     return spans
 
 
 def chunk_spans(path: str, text: str) -> list[tuple[int, int, str, str]]:
     """``(start_line, end_line, kind, symbol)`` for each chunk of a document, in line order."""
-    lines = text.splitlines()
+    lines = lines_of(text)
     if not lines:
         return []
     if path.endswith(PYTHON_SUFFIXES):
@@ -148,7 +178,7 @@ def chunk_text(lines: list[str], start_line: int, end_line: int) -> str:
 
 def chunk_document(path: str, text: str) -> list[Chunk]:
     """The chunks of a document."""
-    lines = text.splitlines()
+    lines = lines_of(text)
     return [
         Chunk(path, s, e, digest_of(chunk_text(lines, s, e)), kind, symbol)
         for s, e, kind, symbol in chunk_spans(path, text)

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import store as store_mod
 from . import vsa
-from .chunking import Chunk, chunk_spans, chunk_text, digest_of
+from .chunking import Chunk, chunk_spans, chunk_text, digest_of, lines_of
 from .encoder import Vocabulary, chunk_weights, encode, idf, probe
 from .features import code_features, query_features
 from .index import ChunkRecord, ChunkTable
@@ -259,7 +259,7 @@ class Engram:
 
     def _index_text(self, path: str, text: str, size: int, mtime_ns: int, keep_text: bool) -> None:
         clean = redact(text)
-        lines = clean.splitlines()
+        lines = lines_of(clean)
         spans = chunk_spans(path, clean)
         old = self.docs.get(path)
         reusable: dict[str, list[int]] = {}
@@ -387,7 +387,7 @@ class Engram:
                 r = self.table.records[slot]
                 if r.path not in texts:
                     text = self.document_text(r.path)
-                    texts[r.path] = redact(text).splitlines() if text is not None else None
+                    texts[r.path] = lines_of(redact(text)) if text is not None else None
                 lines = texts[r.path]
                 body = chunk_text(lines, r.start_line, r.end_line) if lines is not None else ""
                 hits.append(Hit(r.path, r.start_line, r.end_line, round(score, 6), body))

@@ -76,3 +76,23 @@ def test_chunks_cover_every_nonblank_line_in_range(lines):
     for n, line in enumerate(lines, 1):
         if line.strip():
             assert n in covered
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["x = 1", "", "# note", "def f():", "    return 2", "class C:", "    y = 3",
+                                 "@dec", "import os"]), max_size=80))
+def test_python_chunks_cover_every_nonblank_line(lines):
+    text = "\n".join(lines)
+    chunks = chunk_document("m.py", text)
+    covered = set()
+    for c in chunks:
+        covered.update(range(c.start_line, c.end_line + 1))
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            assert n in covered, (n, line)
+
+
+def test_leading_comments_belong_to_the_function_below():
+    chunks = chunk_document("m.py", "x = 1\n\n# explains f\n# more\ndef f():\n    return 1\n")
+    f = next(c for c in chunks if c.symbol == "f")
+    assert f.start_line == 3

@@ -1,0 +1,96 @@
+"""Inline completion and the completion fallback, with supersede and outdated-version handling."""
+
+import asyncio
+
+from lsprotocol import types
+
+from .conftest import change, indexed, open_doc, start, stop
+
+SLOW_STUB = {"backend": {"kind": "stub"}, "inference": {"stubDelayMs": 40}, "completion": {"debounceMs": 0}}
+
+
+def inline(client, uri, line, character):
+    return client.text_document_inline_completion_async(types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, character),
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
+
+
+async def test_inline_completion_returns_model_text_at_the_cursor(client, workspace):
+    uri = open_doc(client, workspace / "shop/cart.py")
+    result = await inline(client, uri, 14, 8)
+    item = result.items[0]
+    assert item.insert_text.startswith("stub_")
+    assert item.range.start == types.Position(14, 8) == item.range.end
+
+
+async def test_neovim_gets_completion_items_instead(workspace, tmp_path):
+    client = await start(workspace, tmp_path / "cache", kind="neovim")
+    try:
+        await indexed(client)
+        assert client.init_result.capabilities.completion_provider is not None
+        uri = open_doc(client, workspace / "shop/cart.py")
+        result = await client.text_document_completion_async(types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri), position=types.Position(14, 8)))
+        item = result.items[0]
+        assert item.text_edit.new_text.startswith("stub_") and item.label.startswith("stub_")
+        assert "Context:" in item.documentation.value and "file://" in item.documentation.value
+    finally:
+        await stop(client)
+
+
+async def test_vscode_with_inline_completion_gets_no_duplicate_completion_items(client, workspace):
+    uri = open_doc(client, workspace / "shop/cart.py")
+    result = await client.text_document_completion_async(types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri), position=types.Position(14, 8)))
+    assert result is None or not result.items
+
+
+async def test_newer_request_supersedes_and_cancels_the_older(workspace, tmp_path):
+    client = await start(workspace, tmp_path / "cache", options=SLOW_STUB)
+    try:
+        await indexed(client)
+        uri = open_doc(client, workspace / "shop/cart.py")
+        first = asyncio.ensure_future(inline(client, uri, 14, 8))
+        await asyncio.sleep(0.3)  # let the first generation start in the worker (not a synchronisation point)
+        second = await inline(client, uri, 14, 8)
+        assert second.items[0].insert_text.startswith("stub_")
+        assert await first is None
+        status = await client.workspace_execute_command_async(types.ExecuteCommandParams("engram.status"))
+        assert status["models"]["coding"]["alive"] == 1
+    finally:
+        await stop(client)
+
+
+async def test_result_for_an_outdated_version_is_never_returned(workspace, tmp_path):
+    client = await start(workspace, tmp_path / "cache", options=SLOW_STUB)
+    try:
+        await indexed(client)
+        uri = open_doc(client, workspace / "shop/cart.py")
+        pending = asyncio.ensure_future(inline(client, uri, 14, 8))
+        await asyncio.sleep(0.3)
+        change(client, uri, 2, (0, 0), (0, 0), "# typed meanwhile\n")
+        assert await pending is None
+    finally:
+        await stop(client)
+
+
+async def test_completion_in_a_secret_file_never_reaches_a_model(client, workspace):
+    env = workspace / "prod.env"
+    env.write_text("DB_PASSWORD=\n")
+    uri = open_doc(client, env, language="dotenv")
+    assert await inline(client, uri, 0, 12) is None
+
+
+async def test_invalid_positions_get_errors(client, workspace):
+    uri = open_doc(client, workspace / "shop/cart.py")
+    try:
+        await inline(client, uri, 999, 0)
+        raise AssertionError("expected an error")
+    except Exception as e:
+        assert "past the end" in str(e)
+    ghost = (workspace / "nope.py").as_uri()
+    try:
+        await inline(client, ghost, 0, 0)
+        raise AssertionError("expected an error")
+    except Exception as e:
+        assert "not open" in str(e)
