@@ -78,10 +78,10 @@ def register(server: EngramServer) -> None:
             raise JsonRpcInvalidParams("this code action was not made by engram-ls")
         arg = {"uri": uri, "range": data.get("range")}
         if name == "explain":
-            action.command = types.Command(ACTIONS[name][0], "engram.explainSelection", [arg])
+            action.command = types.Command(title=ACTIONS[name][0], command="engram.explainSelection", arguments=[arg])
             return action
         if name == "similar":
-            action.command = types.Command(ACTIONS[name][0], "engram.similar", [arg])
+            action.command = types.Command(title=ACTIONS[name][0], command="engram.similar", arguments=[arg])
             return action
         from .commands import _range
 

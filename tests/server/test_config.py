@@ -1,0 +1,73 @@
+"""The typed configuration: parser unit tests and its three LSP entry points."""
+
+from lsprotocol import types
+
+from engram_ls.server.config import parse
+
+from .conftest import command, indexed, search, start, stop
+
+
+def test_defaults_with_nothing_set():
+    config, warnings = parse(None)
+    assert warnings == [] and config.inference.backend == "llama" and config.completion.enabled
+
+
+def test_camel_case_nested_settings():
+    config, warnings = parse({"models": {"coding": {"poolSize": 2, "threads": 1}}, "backend": {"kind": "stub"},
+                              "index": {"ignore": ["*.log"], "maxFileBytes": 5000},
+                              "completion": {"debounceMs": 10}, "logLevel": "debug"})
+    assert warnings == []
+    assert config.inference.coding.pool_size == 2 and config.inference.backend == "stub"
+    assert config.index.ignore == ["*.log"] and config.index.max_file_bytes == 5000
+    assert config.completion.debounce_ms == 10 and config.log_level == "debug"
+
+
+def test_unknown_and_invalid_keys_warn_with_their_names():
+    config, warnings = parse({"colour": "red", "models": {"coding": {"poolSize": "two"}, "art": {}},
+                              "backend": {"kind": "quantum"}, "completion": {"debounceMs": -5}, "logLevel": 3})
+    text = "\n".join(warnings)
+    for key in ("colour", "models.coding.poolSize", "models.art", "backend", "completion.debounceMs", "logLevel"):
+        assert key in text, key
+    assert config.inference.coding.pool_size == 1 and config.inference.backend == "llama"
+    assert config.completion.debounce_ms == 150
+
+
+def test_non_object_settings():
+    config, warnings = parse(["nope"])
+    assert warnings and config.log_level == "info"
+
+
+async def test_invalid_initialization_options_are_shown_not_fatal(workspace, tmp_path):
+    client = await start(workspace, tmp_path / "cache", options={"backend": {"kind": "stub"}, "bogusKey": 1})
+    try:
+        await indexed(client)
+        assert any("bogusKey" in m.message and m.type == types.MessageType.Warning for m in client.messages)
+        assert (await search(client, "download a web page", 1))[0]["path"] == "net/http_client.py"
+    finally:
+        await stop(client)
+
+
+async def test_workspace_configuration_and_did_change_configuration(workspace, tmp_path):
+    client = await start(workspace, tmp_path / "cache")
+    try:
+        await indexed(client)
+        client.set_configuration({"index": {"ignore": ["net/"]}, "backend": {"kind": "stub"}}, section="engram")
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+        await indexed(client)
+
+        async def net_gone():
+            return all(r["path"] != "net/http_client.py" for r in await search(client, "download a web page", 5))
+        from .conftest import until
+        await until(net_gone, what="the ignore setting to apply")
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+            settings={"engram": {"index": {"ignore": []}, "backend": {"kind": "stub"}}}))
+        await indexed(client)
+
+        async def net_back():
+            hits = await search(client, "download a web page", 1)
+            return hits and hits[0]["path"] == "net/http_client.py"
+        await until(net_back, what="the index to come back")
+        status = await command(client, "engram.status")
+        assert status["models"]["backend"] == "stub"
+    finally:
+        await stop(client)
