@@ -74,7 +74,9 @@ def hypervector(feature: str) -> np.ndarray:
 
 def chunk_weights(counts: Counter, vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
     """Feature ids (int32) and integer weights (int16) of a chunk."""
-    ids = np.fromiter((vocab.id_of(f) for f in counts), dtype=np.int32, count=len(counts))
+    vocab.extend([f for f in counts if f not in vocab.ids])  # new features' HVs in one vectorised batch
+    known = vocab.ids
+    ids = np.fromiter((known[f] for f in counts), dtype=np.int32, count=len(counts))
     weights = np.fromiter(
         (min(n, MAX_COUNT) * ROLE_WEIGHT.get(f[0], 1) for f, n in counts.items()), dtype=np.int16, count=len(counts)
     )
@@ -113,6 +115,20 @@ def _reduce_sorted(dims, vals):
 def _reduce(dims: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(dims, kind="stable")
     return _reduce_sorted(dims[order], vals[order])
+
+
+LEXICAL = ("t:", "i:")
+
+
+def norms(ids: np.ndarray, weights: np.ndarray, vals: np.ndarray, vocab: "Vocabulary") -> tuple[float, float]:
+    """The engram's norm, and the norm of its lexical view (words and identifiers only): natural-language
+    queries can only ever match that view, so role and order features should not dilute their scores."""
+    full = float(np.linalg.norm(vals.astype(np.float64)))
+    lexical = [i for i, fid in enumerate(ids) if vocab.names[int(fid)].startswith(LEXICAL)]
+    if not lexical:
+        return full, full
+    _, lex_vals = encode(ids[lexical], weights[lexical], vocab)
+    return full, float(np.linalg.norm(lex_vals.astype(np.float64)))
 
 
 def idf(df: int, n_docs: int) -> float:

@@ -22,7 +22,7 @@ import numpy as np
 from . import store as store_mod
 from . import vsa
 from .chunking import Chunk, chunk_spans, chunk_text, digest_of, lines_of
-from .encoder import Vocabulary, chunk_weights, encode, idf, probe
+from .encoder import Vocabulary, chunk_weights, encode, idf, norms, probe
 from .features import code_features, query_features
 from .index import ChunkRecord, ChunkTable
 from .secrets import redact
@@ -294,8 +294,9 @@ class Engram:
         dims, vals = encode(ids, weights, self.vocab)
         for fid in ids:
             self.df[int(fid)] += 1
-        norm = float(np.linalg.norm(vals.astype(np.float64)))
-        return self.table.add(ChunkRecord(path, start, end, digest, kind, symbol, ids, weights, dims, vals, norm))
+        full, lexical = norms(ids, weights, vals, self.vocab)
+        return self.table.add(ChunkRecord(path, start, end, digest, kind, symbol, ids, weights, dims, vals, full,
+                                          lexical, int(weights.sum())))
 
     def _drop_slot(self, slot: int) -> None:
         r = self.table.records[slot]
@@ -350,14 +351,14 @@ class Engram:
             fid = self.vocab.ids.get(f)
             df = self.df.get(fid, 0) if fid is not None else 0
             weighted[f] = idf(df, n) * (1.0 + math.log(c)) * {"d": 1.5, "i": 1.0}.get(f[0], 1.0)
-        for f, w in list(weighted.items()):
-            if f.startswith("t:"):
-                for word, sim in self.terms.neighbours(f[2:]):
-                    g = "t:" + word
-                    if g not in counts:
-                        fid = self.vocab.ids.get(g)
-                        df = self.df.get(fid, 0) if fid is not None else 0
-                        weighted[g] = max(weighted.get(g, 0.0), EXPANSION_WEIGHT * sim * idf(df, n))
+        strongest = sorted((f for f in weighted if f.startswith("t:")), key=lambda f: -weighted[f])[:4]
+        for f in strongest:  # the semantic layer widens the query's rarest words
+            for word, sim in self.terms.neighbours(f[2:]):
+                g = "t:" + word
+                if g not in counts:
+                    fid = self.vocab.ids.get(g)
+                    df = self.df.get(fid, 0) if fid is not None else 0
+                    weighted[g] = max(weighted.get(g, 0.0), EXPANSION_WEIGHT * sim * idf(df, n))
         return weighted
 
     def _scope_slots(self, scope: str) -> set[int]:
@@ -380,16 +381,21 @@ class Engram:
             qdims, qvals = probe(weights, self.vocab)
             known = {f: w for f, w in weights.items() if self.df.get(self.vocab.ids.get(f, -1), 0) > 0}
             allowed = self._scope_slots(scope) if scope else None
-            ranked = self.table.search(qdims, qvals, k, allowed, seed=probe(known, self.vocab))
+            natural = all(f.startswith(("t:", "i:")) for f in weights)
+            ids = np.array([self.vocab.ids[f] for f in known], np.int32)
+            order = np.argsort(ids)
+            terms = (ids[order], np.array(list(known.values()), np.float64)[order])
+            ranked = self.table.search(qdims, qvals, k, allowed, seed=probe(known, self.vocab), lexical=natural,
+                                       terms=terms)
             hits = []
             texts: dict[str, list[str] | None] = {}
             for slot, score in ranked:
                 r = self.table.records[slot]
                 if r.path not in texts:
                     text = self.document_text(r.path)
-                    texts[r.path] = lines_of(redact(text)) if text is not None else None
+                    texts[r.path] = lines_of(text) if text is not None else None
                 lines = texts[r.path]
-                body = chunk_text(lines, r.start_line, r.end_line) if lines is not None else ""
+                body = redact(chunk_text(lines, r.start_line, r.end_line)) if lines is not None else ""
                 hits.append(Hit(r.path, r.start_line, r.end_line, round(score, 6), body))
             return hits
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SUBTOKEN = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
@@ -50,12 +51,17 @@ STOPWORDS = frozenset(
 MAX_WORD = 40
 
 
-def split_identifier(identifier: str) -> list[str]:
-    """Lower-cased sub-tokens of an identifier: ``parseHTTPResponse_v2`` -> parse, http, response, v, 2."""
+@lru_cache(maxsize=200_000)
+def _split(identifier: str) -> tuple[str, ...]:
     out = []
     for part in identifier.split("_"):
         out.extend(m.group(0).lower() for m in _SUBTOKEN.finditer(part))
-    return [t for t in out if len(t) <= MAX_WORD]
+    return tuple(t for t in out if len(t) <= MAX_WORD)
+
+
+def split_identifier(identifier: str) -> list[str]:
+    """Lower-cased sub-tokens of an identifier: ``parseHTTPResponse_v2`` -> parse, http, response, v, 2."""
+    return list(_split(identifier))
 
 
 def _roles(text: str, counts: Counter) -> None:
@@ -102,13 +108,22 @@ def code_features(text: str, path: str = "") -> Counter:
     return counts
 
 
+_CODE_HINT = re.compile(r"[(){}\[\];=<>]|[A-Za-z_]\.[A-Za-z_]|::|->|\n\s+\S|^\s*(?:def|class|import|from|fn|func)\s",
+                        re.MULTILINE)
+
+
+def looks_like_code(query: str) -> bool:
+    """Code punctuation, dotted names or indented lines; a sentence's own full stop does not count."""
+    return bool(_CODE_HINT.search(query))
+
+
 def query_features(query: str) -> Counter:
     """Features of a query, natural language or code: its words' sub-tokens without stop words, plus, for code-like
     queries, every code feature."""
     counts = code_features(query)
-    if not any(ch in query for ch in "()=:{};.[]") :
-        # Natural language: identifiers in prose are words, not calls/definitions; drop stop words.
-        counts = Counter({f: n for f, n in counts.items() if f.startswith(("t:", "i:"))})
-    for feature in [f for f in counts if f.startswith("t:") and f[2:] in STOPWORDS]:
+    if not looks_like_code(query):
+        # Natural language: a word is a word, not an identifier, call or definition; drop stop words.
+        counts = Counter({f: n for f, n in counts.items() if f.startswith("t:") and f[2:] not in STOPWORDS})
+    for feature in [f for f in counts if f.startswith(("t:", "i:")) and f[2:] in STOPWORDS]:
         del counts[feature]
     return counts

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import vsa
 
-SEM_DIM = 512
+SEM_DIM = 256
 SEM_ACTIVE = 8
 MIN_DF = 2
 MAX_DF_FRACTION = 0.2
@@ -91,7 +91,16 @@ class TermSpace:
         return space
 
     def neighbours(self, word: str, k: int = 3, min_similarity: float = 0.35) -> list[tuple[str, float]]:
-        """Up to k other words whose context vectors are most similar to ``word``'s."""
+        """Up to k other words whose context vectors are most similar to ``word``'s (cached per word)."""
+        key = (word, k, min_similarity)
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            if len(cache) > 50_000:
+                cache.clear()
+            cache[key] = self._neighbours(word, k, min_similarity)
+        return cache[key]
+
+    def _neighbours(self, word: str, k: int, min_similarity: float) -> list[tuple[str, float]]:
         r = self.row.get(word)
         if r is None:
             return []

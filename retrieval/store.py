@@ -135,7 +135,7 @@ def load(engram: "Engram") -> str | None:
 
 
 def _restore(engram: "Engram", body: dict) -> None:
-    from .encoder import encode
+    from .encoder import encode, norms
     from .index import ChunkRecord
     from .engram import _Document
 
@@ -150,9 +150,9 @@ def _restore(engram: "Engram", body: dict) -> None:
             dims, vals = encode(ids, weights, engram.vocab)
             for fid in ids:
                 engram.df[int(fid)] += 1
-            norm = float(np.linalg.norm(vals.astype(np.float64)))
+            full, lexical = norms(ids, weights, vals, engram.vocab)
             slots.append(engram.table.add(ChunkRecord(path, start, end, digest, kind, symbol, ids, weights,
-                                                      dims, vals, norm)))
+                                                      dims, vals, full, lexical, int(weights.sum()))))
         dims, vals = engram._file_sum(slots)
         engram._update_folders(path, dims, vals, +1)
         engram.docs[path] = _Document(sha, size, mtime_ns, slots, None, dims, vals)
