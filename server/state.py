@@ -136,6 +136,7 @@ class Roots:
             summary = await loop.run_in_executor(server.executor, work)
         except Exception as e:
             log.exception("indexing %s failed", root)
+            self.last_summary[str(root)] = {"root": str(root), "error": str(e)}
             if progress_ok:
                 server.work_done_progress.end(token, types.WorkDoneProgressEnd(message=f"failed: {e}"))
             raise
@@ -207,8 +208,8 @@ class Roots:
                 log.warning("cannot save the engram store for %s: %s", engram.root, e)
 
     def status(self) -> dict:
-        return {str(root): {**engram.stats(), "indexing": not self.indexing.get(root, _Done()).done(),
-                            "uri": path_to_uri(root)}
+        return {str(root): {**engram.stats(), "uri": path_to_uri(root),
+                            "indexing": not self.indexing.get(root, _Done()).done() or str(root) not in self.last_summary}
                 for root, engram in self.engrams.items()}
 
 

@@ -1,0 +1,62 @@
+-- :checkhealth engram_ls
+local M = {}
+
+function M.check()
+  local health = vim.health
+  local engram = require("engram_ls")
+  health.start("engram-ls")
+  if vim.fn.has("nvim-0.11") == 1 then
+    health.ok("Neovim " .. tostring(vim.version()) .. " (vim.lsp.config / vim.lsp.enable)")
+  elseif vim.fn.has("nvim-0.10") == 1 then
+    health.warn("Neovim 0.10: using vim.lsp.start; 0.11+ is recommended")
+  else
+    health.error("Neovim 0.10 or newer is required")
+  end
+  local exe = engram.options.cmd[1]
+  if vim.fn.executable(exe) ~= 1 then
+    health.error("executable not found: " .. exe, { "pip install engram-ls, or set cmd in require('engram_ls').setup()" })
+    return
+  end
+  local out = vim.fn.system({ exe, "--version" })
+  if vim.v.shell_error == 0 then
+    health.ok("executable: " .. vim.fn.exepath(exe) .. " (" .. vim.trim(out) .. ")")
+  else
+    health.error("`" .. exe .. " --version` failed: " .. vim.trim(out))
+  end
+  local cache = vim.env.ENGRAM_LS_CACHE or (vim.env.XDG_CACHE_HOME or (vim.env.HOME .. "/.cache")) .. "/engram-ls"
+  health.info("store location: " .. cache .. "/stores")
+  local client = engram.client()
+  if not client then
+    health.warn("engram-ls is not attached to any buffer yet (open a file inside a project)")
+    return
+  end
+  local reply = client:request_sync("workspace/executeCommand", { command = "engram.status", arguments = {} }, 10000)
+  if not reply or reply.err or not reply.result then
+    health.error("engram.status failed: " .. vim.inspect(reply and reply.err))
+    return
+  end
+  local status = reply.result
+  health.ok("server " .. (status.version or "?") .. " running, position encoding " .. tostring(status.position_encoding))
+  for root, info in pairs(status.index or {}) do
+    health.ok(string.format("index %s: %d files, %d chunks, store %s", root, info.files or 0, info.chunks or 0,
+      info.store_path or "?"))
+  end
+  local models = status.models or {}
+  local found = false
+  for role, pool in pairs(models) do
+    if type(pool) == "table" and pool.model then
+      found = true
+      local line = string.format("%s model: %s (%d/%d workers alive)", role, pool.model, pool.alive or 0, pool.size or 0)
+      if (pool.alive or 0) > 0 then
+        health.ok(line)
+      else
+        health.warn(line)
+      end
+    end
+  end
+  if not found then
+    health.warn("models: " .. vim.inspect(models))
+  end
+end
+
+return M
