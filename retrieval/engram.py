@@ -406,8 +406,7 @@ class Engram:
             store_mod.save(self)
 
     def stats(self) -> dict:
-        with self._lock:
-            size = self.store_path.stat().st_size if self.store_path.exists() else 0
-            return {"root": str(self.root), "files": len(self.docs), "chunks": len(self.table),
-                    "features": len(self.df), "dim": vsa.DIM, "store_path": str(self.store_path),
-                    "store_bytes": size}
+        """Sizes, read without the lock (approximate while indexing) so a status request never waits on it."""
+        size = self.store_path.stat().st_size if self.store_path.exists() else 0
+        return {"root": str(self.root), "files": len(self.docs), "chunks": len(self.table),
+                "features": len(self.df), "dim": vsa.DIM, "store_path": str(self.store_path), "store_bytes": size}

@@ -182,7 +182,8 @@ def register(server: EngramServer) -> None:
     @server.command("engram.status")
     async def status(ls: EngramServer, *args):
         return {"version": ls.version, "roots": [str(r) for r in ls.roots.engrams], "index": ls.roots.status(),
-                "models": ls.inference_status(), "position_encoding": ls.workspace.position_encoding}
+                "models": ls.inference_status(), "position_encoding": ls.workspace.position_encoding,
+                "completion": ls.completer.stats()}
 
     @server.command("engram.explainWorkspace")
     async def explain_workspace(ls: EngramServer, *args):

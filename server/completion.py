@@ -42,8 +42,11 @@ class Completer:
     def __init__(self) -> None:
         self.tickets: dict[str, int] = {}
         self.running: dict[str, str] = {}
-        self.started = 0
-        self.superseded = 0
+        self.started = 0        # generations handed to a worker
+        self.superseded = 0     # requests a newer one replaced
+        self.returned = 0       # generations whose text reached the editor
+        self.discarded = 0      # generations finished or cancelled but not returned (superseded or outdated)
+        self.wasted_tokens = 0  # tokens generated for discarded results
 
     async def generate(self, ls: EngramServer, uri: str, position: types.Position):
         settings = ls.config.completion
@@ -87,9 +90,16 @@ class Completer:
                 del self.running[uri]
         current = ls.workspace.text_documents.get(uri)
         if answer.cancelled or self.tickets.get(uri) != ticket or current is None or current.version != version:
+            self.discarded += 1
+            self.wasted_tokens += int(answer.usage.get("completion_tokens", 0))
             return None  # superseded, or the document moved on: never answer for an outdated version
+        self.returned += 1
         text = trim(answer.text, suffix)
         return (text, hits) if text.strip() else None
+
+    def stats(self) -> dict:
+        return {"started": self.started, "superseded": self.superseded, "returned": self.returned,
+                "discarded": self.discarded, "wasted_tokens": self.wasted_tokens}
 
 
 def _inline_supported(ls: EngramServer) -> bool:

