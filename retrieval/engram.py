@@ -186,7 +186,7 @@ class Engram:
                         cancelled: Callable[[], bool] | None = None) -> IndexSummary:
         """Brings the index up to date with the files on disk; re-encodes only files whose content changed."""
         started = time.perf_counter()
-        paths = list(walk_files(self.root, self.settings))
+        paths = list(walk_files(self.root, self.settings, skip=(store_mod.cache_root(),)))
         encoded = 0
         present = set()
         was_cancelled = False

@@ -87,9 +87,11 @@ def read_text_file(path: Path, max_bytes: int) -> str | None:
     return data.decode("utf-8", errors="replace")
 
 
-def walk_files(root: Path, settings: IndexSettings) -> Iterator[str]:
-    """Relative posix paths of candidate files under ``root``, sorted, without following links out of the root."""
+def walk_files(root: Path, settings: IndexSettings, skip: tuple[Path, ...] = ()) -> Iterator[str]:
+    """Relative posix paths of candidate files under ``root``, sorted, without following links out of the root.
+    ``skip``: folders never entered (engram-ls's own cache, when it lies inside the workspace)."""
     root = root.resolve()
+    skipped = {p.resolve() for p in skip}
     flt = WorkspaceFilter(root, settings)
     seen_dirs: set[tuple[int, int]] = set()
     count = 0
@@ -100,7 +102,7 @@ def walk_files(root: Path, settings: IndexSettings) -> Iterator[str]:
         except OSError:
             dirnames[:] = []
             continue
-        if (st.st_dev, st.st_ino) in seen_dirs:
+        if (st.st_dev, st.st_ino) in seen_dirs or here in skipped:
             dirnames[:] = []
             continue
         seen_dirs.add((st.st_dev, st.st_ino))
