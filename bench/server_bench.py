@@ -51,8 +51,9 @@ async def status(client) -> dict:
 async def cheap(client, uri: str) -> float:
     t = time.perf_counter()
     await client.text_document_code_action_async(types.CodeActionParams(
-        types.TextDocumentIdentifier(uri), types.Range(types.Position(0, 0), types.Position(0, 0)),
-        types.CodeActionContext(diagnostics=[])))
+        text_document=types.TextDocumentIdentifier(uri),
+        range=types.Range(types.Position(0, 0), types.Position(0, 0)),
+        context=types.CodeActionContext(diagnostics=[])))
     return (time.perf_counter() - t) * 1000
 
 
@@ -81,14 +82,14 @@ async def big_workspace(work: Path) -> dict:
         target = next(root.rglob("numpy/_core/fromnumeric.py"))
         uri = target.as_uri()
         client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(
-            uri, "python", 1, target.read_text())))
+            uri=uri, language_id="python", version=1, text=target.read_text())))
         lines = target.read_text().splitlines()
         positions = [(i, len(l) - len(l.lstrip()) + 1) for i, l in enumerate(lines) if l.strip().startswith("return ")][:60]
         hover_ms = []
         for line, col in positions:
             t = time.perf_counter()
-            await client.text_document_hover_async(types.HoverParams(types.TextDocumentIdentifier(uri),
-                                                                     types.Position(line, col + 7)))
+            await client.text_document_hover_async(types.HoverParams(
+                text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, col + 7)))
             hover_ms.append((time.perf_counter() - t) * 1000)
         return {"workspace_mb": round(size_mb, 1), "chunks": chunks, "index_seconds": round(index_s, 1),
                 "max_stall_ms": round(max(stalls), 1), "stall_p99_ms": round(pct(stalls, 99), 1),
@@ -108,12 +109,12 @@ async def storm(work: Path) -> dict:
         path = root / "shop/cart.py"
         uri = path.as_uri()
         text = path.read_text()
-        client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, "python", 1, text)))
+        client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)))
         line = text.splitlines().index("        return apply_discount(subtotal)")
         # warm the model
         await client.text_document_inline_completion_async(types.InlineCompletionParams(
-            types.TextDocumentIdentifier(uri), types.Position(line, 8),
-            types.InlineCompletionContext(types.InlineCompletionTriggerKind.Invoked)))
+            text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, 8),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
         base = (await status(client))["completion"]
         version = 1
         pending, cheap_ms = [], []
@@ -122,13 +123,14 @@ async def storm(work: Path) -> dict:
         for i in range(200):
             version += 1
             client.text_document_did_change(types.DidChangeTextDocumentParams(
-                types.VersionedTextDocumentIdentifier(uri, version),
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version), content_changes=
                 [types.TextDocumentContentChangePartial(range=types.Range(types.Position(line, col),
                                                                           types.Position(line, col)), text="x")]))
             col += 1
             pending.append(asyncio.ensure_future(client.text_document_inline_completion_async(
-                types.InlineCompletionParams(types.TextDocumentIdentifier(uri), types.Position(line, col),
-                                             types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic)))))
+                types.InlineCompletionParams(
+                    text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, col),
+                    context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic)))))
             cheap_ms.append(await cheap(client, uri))
             await asyncio.sleep(max(0.0, t0 + (i + 1) * 0.05 - time.perf_counter()))
         storm_s = time.perf_counter() - t0
@@ -140,14 +142,14 @@ async def storm(work: Path) -> dict:
         for i in range(8):
             version += 1
             client.text_document_did_change(types.DidChangeTextDocumentParams(
-                types.VersionedTextDocumentIdentifier(uri, version),
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version), content_changes=
                 [types.TextDocumentContentChangePartial(range=types.Range(types.Position(line, col),
                                                                           types.Position(line, col)), text="y")]))
             col += 1
             t = time.perf_counter()
             await client.text_document_inline_completion_async(types.InlineCompletionParams(
-                types.TextDocumentIdentifier(uri), types.Position(line, col),
-                types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic)))
+                text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, col),
+                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
             latencies.append((time.perf_counter() - t) * 1000)
         return {"storm_seconds": round(storm_s, 2), "requests": 200,
                 "errors": sum(isinstance(r, BaseException) for r in results),

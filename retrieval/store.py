@@ -50,10 +50,13 @@ def store_path(root: Path, cache_dir: Path | None = None) -> Path:
 
 
 def encode_payload(engram: "Engram") -> bytes:
+    """Packs the store piece by piece: many short msgpack calls, so a big store never holds the GIL for long
+    (the language server's event loop keeps answering while a save runs on the encoder thread)."""
     used: dict[int, int] = {}
     names = engram.vocab.names
-    docs = {}
-    for path, doc in engram.docs.items():
+    packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+    docs = []
+    for path, doc in list(engram.docs.items()):
         if doc.text is not None and doc.mtime_ns == 0:
             continue  # unsaved editor buffers are not persisted; the file on disk is re-read next time
         chunks = []
@@ -62,11 +65,17 @@ def encode_payload(engram: "Engram") -> bytes:
             ids = np.array([used.setdefault(int(i), len(used)) for i in r.ids], dtype="<u4")
             chunks.append([r.start_line, r.end_line, r.digest, r.kind, r.symbol, ids.tobytes(),
                            r.weights.astype("<i2").tobytes()])
-        docs[path] = [doc.sha, doc.size, doc.mtime_ns, chunks]
+        docs.append(packer.pack(path) + packer.pack([doc.sha, doc.size, doc.mtime_ns, chunks]))
     vocab = [None] * len(used)
     for old, new in used.items():
         vocab[new] = names[old]
-    return msgpack.packb({"root": str(engram.root), "vocab": vocab, "docs": docs}, use_bin_type=True)
+    parts = [packer.pack_map_header(3), packer.pack("root"), packer.pack(str(engram.root)), packer.pack("vocab"),
+             packer.pack_array_header(len(vocab))]
+    parts.extend(packer.pack(v) for v in vocab)
+    parts.append(packer.pack("docs"))
+    parts.append(packer.pack_map_header(len(docs)))
+    parts.extend(docs)
+    return b"".join(parts)
 
 
 def save(engram: "Engram") -> None:

@@ -168,6 +168,8 @@ def create_server() -> EngramServer:
 
 
 def run_server(args) -> int:
+    # Indexing runs Python on an executor thread; a short GIL switch interval keeps the event loop's turns short.
+    sys.setswitchinterval(0.001)
     level = getattr(args, "log_level", "info").upper()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if getattr(args, "log_file", None):
