@@ -1,8 +1,9 @@
--- Drives the engram-ls Neovim plugin headless; writes what it saw to $ENGRAM_TEST_OUT as JSON.
+-- Drives the engram-ls Neovim plugin headless the way a user does (K, :Engram* commands, the code-action menu,
+-- <C-x><C-o>) and writes what it saw to $ENGRAM_TEST_OUT as JSON. Every wait is vim.wait on a condition.
 local out_path = os.getenv("ENGRAM_TEST_OUT")
-local plugin_dir = os.getenv("ENGRAM_PLUGIN_DIR")
 local target = os.getenv("ENGRAM_TEST_FILE")
-local results = { errors = {} }
+local only = os.getenv("ENGRAM_STEPS") -- comma-separated step names; unset: all
+local results = { errors = {}, notifications = {} }
 
 local function save()
   local f = assert(io.open(out_path, "w"))
@@ -10,7 +11,19 @@ local function save()
   f:close()
 end
 
+local function finish()
+  save()
+  vim.cmd("qa!")
+end
+
+local function wanted(name)
+  return not only or vim.tbl_contains(vim.split(only, ","), name)
+end
+
 local function step(name, fn)
+  if not wanted(name) then
+    return
+  end
   local ok, err = pcall(fn)
   if not ok then
     results.errors[name] = tostring(err)
@@ -18,12 +31,33 @@ local function step(name, fn)
 end
 
 local function wait(what, timeout, predicate)
-  if not vim.wait(timeout, predicate, 50) then
-    error("timed out waiting for " .. what)
+  if not vim.wait(timeout, predicate, 20) then
+    error("timed out after " .. timeout .. " ms waiting for " .. what)
   end
 end
 
-vim.opt.rtp:prepend(plugin_dir)
+local function text(buf)
+  return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), "\n")
+end
+
+local function float_win()
+  for _, w in ipairs(vim.api.nvim_list_wins()) do
+    if vim.api.nvim_win_get_config(w).relative ~= "" then
+      return w
+    end
+  end
+end
+
+if os.getenv("ENGRAM_SIMULATE_NVIM_010") then
+  -- Neovim 0.10 has neither: the plugin must take its vim.lsp.start path
+  vim.lsp.config, vim.lsp.enable = nil, nil
+end
+
+vim.notify = function(msg, level)
+  table.insert(results.notifications, { msg = msg, level = level })
+end
+
+vim.opt.rtp:prepend(os.getenv("ENGRAM_PLUGIN_DIR"))
 vim.cmd("filetype on")
 vim.g.engram_ls_no_autostart = true
 vim.cmd("runtime plugin/engram_ls.lua")
@@ -35,14 +69,22 @@ engram.setup({
 
 vim.cmd("edit " .. vim.fn.fnameescape(target))
 local bufnr = vim.api.nvim_get_current_buf()
+local client
+
+local function back_to_source()
+  vim.cmd("only")
+  vim.cmd("buffer " .. bufnr)
+end
 
 step("attach", function()
   wait("the client to attach", 30000, function() return engram.client(bufnr) ~= nil end)
   results.attached = true
   results.omnifunc = vim.bo[bufnr].omnifunc
+  client = engram.client(bufnr)
 end)
-
-local client = engram.client(bufnr)
+if not client then
+  return finish()
+end
 
 local function status()
   local reply = client:request_sync("workspace/executeCommand", { command = "engram.status", arguments = {} }, 10000, bufnr)
@@ -61,91 +103,136 @@ step("indexed", function()
   results.status = status()
 end)
 
-local function position(line, col)
-  return { textDocument = { uri = vim.uri_from_bufnr(bufnr) }, position = { line = line, character = col } }
+step("hover", function()
+  vim.api.nvim_win_set_cursor(0, { 15, 16 }) -- on apply_discount in `return apply_discount(subtotal)`
+  vim.cmd("normal K")
+  local win
+  wait("a hover window after K", 60000, function() win = float_win(); return win ~= nil end)
+  results.hover = text(vim.api.nvim_win_get_buf(win))
+  vim.api.nvim_win_close(win, true)
+end)
+
+local function quickfix_for(title)
+  local qf = vim.fn.getqflist({ title = 0, items = 0 })
+  if qf.title ~= title or #qf.items == 0 then return nil end
+  local items = {}
+  for _, item in ipairs(qf.items) do
+    table.insert(items, { file = vim.api.nvim_buf_get_name(item.bufnr), lnum = item.lnum, text = item.text })
+  end
+  return items
 end
 
-step("hover", function()
-  local replies = vim.lsp.buf_request_sync(bufnr, "textDocument/hover", position(14, 16), 30000)
-  for _, r in pairs(replies or {}) do
-    if r.result then results.hover = r.result.contents.value end
-  end
-end)
-
-step("completion", function()
-  local replies = vim.lsp.buf_request_sync(bufnr, "textDocument/completion", position(14, 8), 30000)
-  results.completion = {}
-  for _, r in pairs(replies or {}) do
-    local items = r.result and (r.result.items or r.result) or {}
-    for _, item in ipairs(items) do
-      table.insert(results.completion, item.label)
-    end
-  end
-end)
-
-step("code_action", function()
-  local params = { textDocument = { uri = vim.uri_from_bufnr(bufnr) },
-                   range = { start = { line = 3, character = 0 }, ["end"] = { line = 3, character = 0 } },
-                   context = { diagnostics = {} } }
-  local replies = vim.lsp.buf_request_sync(bufnr, "textDocument/codeAction", params, 30000)
-  local chosen
-  results.actions = {}
-  for _, r in pairs(replies or {}) do
-    for _, action in ipairs(r.result or {}) do
-      table.insert(results.actions, action.title)
-      if action.title == "Engram: Add docstring" then chosen = action end
-    end
-  end
-  local resolved = client:request_sync("codeAction/resolve", chosen, 30000, bufnr)
-  vim.lsp.util.apply_workspace_edit(resolved.result.edit, client.offset_encoding)
-  results.buffer_after_action = table.concat(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false), "\n")
-end)
-
 step("search", function()
-  local done = false
-  engram.search("download a web page", function() done = true end)
-  wait("search", 30000, function() return done end)
-  results.quickfix = {}
-  for _, item in ipairs(vim.fn.getqflist()) do
-    table.insert(results.quickfix, { file = vim.api.nvim_buf_get_name(item.bufnr), lnum = item.lnum, text = item.text })
-  end
-  vim.cmd("cclose")
+  back_to_source()
+  vim.cmd("EngramSearch download a web page")
+  wait(":EngramSearch to fill the quickfix list", 30000, function()
+    results.quickfix = quickfix_for("engram-ls: download a web page")
+    return results.quickfix ~= nil
+  end)
+  results.quickfix_open = vim.bo.buftype == "quickfix"
 end)
+
+step("engram_sub", function()
+  back_to_source()
+  vim.cmd("Engram search retry a failed request")
+  wait(":Engram search to fill the quickfix list", 30000, function()
+    results.sub_quickfix = quickfix_for("engram-ls: retry a failed request")
+    return results.sub_quickfix ~= nil
+  end)
+end)
+
+local function wait_scratch(what, prefix)
+  local buf
+  wait(what, 60000, function()
+    local name = vim.api.nvim_buf_get_name(0)
+    if name:find(prefix, 1, true) == 1 then buf = vim.api.nvim_get_current_buf() end
+    return buf ~= nil
+  end)
+  return buf
+end
 
 step("ask", function()
-  local done = false
-  engram.ask("How is the discount applied?", function() done = true end)
-  wait("ask", 60000, function() return done end)
-  results.ask_buffer = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "\n")
-  results.ask_filetype = vim.bo.filetype
-  -- jump from the first citation line
-  local lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
-  for i, l in ipairs(lines) do
+  back_to_source()
+  vim.cmd("EngramAsk How is the discount applied?")
+  local buf = wait_scratch(":EngramAsk to open its answer", "engram://How_is")
+  results.ask_buffer = text(buf)
+  results.ask_filetype = vim.bo[buf].filetype
+  for i, l in ipairs(vim.api.nvim_buf_get_lines(buf, 0, -1, false)) do
     if l:match("%(file://[^)]+#L%d+%)") then
       vim.api.nvim_win_set_cursor(0, { i, 0 })
-      engram.jump_to_citation()
+      results.citation_line = l
+      vim.api.nvim_feedkeys(vim.keycode("<CR>"), "mx", false) -- the buffer's own <CR> mapping
       results.jumped_to = { file = vim.api.nvim_buf_get_name(0), line = vim.api.nvim_win_get_cursor(0)[1] }
       break
     end
   end
 end)
 
+step("explain", function()
+  back_to_source()
+  vim.cmd("13,15EngramExplain")
+  local buf = wait_scratch(":EngramExplain to open its answer", "engram://explain")
+  results.explain_buffer = text(buf)
+end)
+
+local function refactor(choice)
+  back_to_source()
+  local tick = vim.b[bufnr].changedtick
+  local select = vim.ui.select
+  local asked
+  vim.ui.select = function(items, opts, on_choice)
+    asked = { items = items, prompt = opts.prompt, preview = text(0), filetype = vim.bo.filetype }
+    on_choice(choice)
+  end
+  vim.cmd("13,15EngramRefactor use a constant")
+  wait("the refactor confirmation", 30000, function() return asked ~= nil end)
+  vim.ui.select = select
+  if choice == "Apply" then
+    wait("the refactoring in the buffer", 30000, function() return vim.b[bufnr].changedtick ~= tick end)
+  end
+  asked.changed = vim.b[bufnr].changedtick ~= tick
+  return asked
+end
+
 step("refactor", function()
-  vim.cmd("buffer " .. bufnr)
-  local before = table.concat(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false), "\n")
-  local done = false
-  local orig = vim.lsp.util.apply_workspace_edit
-  vim.lsp.util.apply_workspace_edit = function(...) orig(...); done = true end
-  engram.refactor("use a constant", { range = 2, line1 = 4, line2 = 8 }, true)
-  wait("refactor", 30000, function() return done end)
-  vim.lsp.util.apply_workspace_edit = orig
-  results.refactor_changed = before ~= table.concat(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false), "\n")
-  results.refactor_preview = vim.bo.filetype
+  results.refactor_discarded = refactor("Discard")
+  results.refactor_applied = refactor("Apply")
+  back_to_source()
+  vim.cmd("edit!") -- back to the file on disk for the next steps
+end)
+
+step("code_action", function()
+  back_to_source()
+  vim.api.nvim_win_set_cursor(0, { 4, 0 }) -- on `class ShoppingCart:`
+  local tick = vim.b[bufnr].changedtick
+  local select = vim.ui.select
+  results.actions = {}
+  vim.ui.select = function(items, opts, on_choice) -- the user picks from the code-action menu
+    local chosen
+    for _, item in ipairs(items) do
+      local title = opts.format_item(item)
+      table.insert(results.actions, title)
+      if title:find("Engram: Add docstring", 1, true) then chosen = item end
+    end
+    on_choice(chosen)
+  end
+  vim.lsp.buf.code_action()
+  wait("the docstring edit in the buffer", 30000, function() return vim.b[bufnr].changedtick ~= tick end)
+  vim.ui.select = select
+  results.buffer_after_action = text(bufnr)
+end)
+
+step("status", function()
+  back_to_source()
+  local n = #results.notifications
+  vim.cmd("EngramStatus")
+  wait(":EngramStatus to report", 30000, function() return #results.notifications > n end)
+  results.status_message = results.notifications[#results.notifications].msg
 end)
 
 step("checkhealth", function()
   vim.cmd("checkhealth engram_ls")
-  results.health = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "\n")
+  results.health = text(0)
 end)
 
 step("commands", function()
@@ -153,5 +240,40 @@ step("commands", function()
   results.subcommands = vim.fn.getcompletion("Engram ", "cmdline")
 end)
 
-save()
-vim.cmd("qa!")
+-- Completion needs Insert mode, which only the main loop gives: start <C-x><C-o> and poll from a timer.
+if not wanted("completion") then
+  return finish()
+end
+back_to_source()
+vim.cmd("normal! G")
+local deadline = vim.uv.now() + 30000
+local timer = vim.uv.new_timer()
+vim.api.nvim_feedkeys(vim.keycode("o<C-x><C-o>"), "t", false)
+timer:start(20, 20, vim.schedule_wrap(function()
+  local info = vim.fn.complete_info({ "items", "mode" })
+  if #info.items == 0 and vim.uv.now() < deadline then
+    return
+  end
+  timer:stop()
+  timer:close()
+  if #info.items == 0 then
+    results.errors.completion = "timed out after 30000 ms waiting for <C-x><C-o> to show items"
+    return finish()
+  end
+  results.completion = {}
+  for _, item in ipairs(info.items) do
+    table.insert(results.completion, { word = item.word, menu = item.menu })
+  end
+  results.completion_mode = info.mode
+  vim.api.nvim_feedkeys(vim.keycode("<C-y><Esc>"), "t", false) -- accept the first item
+  local accepted = vim.uv.new_timer()
+  accepted:start(20, 20, vim.schedule_wrap(function()
+    if vim.api.nvim_get_mode().mode ~= "n" and vim.uv.now() < deadline then
+      return
+    end
+    accepted:stop()
+    accepted:close()
+    results.accepted_line = vim.api.nvim_get_current_line()
+    finish()
+  end))
+end))

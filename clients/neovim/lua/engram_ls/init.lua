@@ -167,7 +167,7 @@ local function preview_edit(edit, offset_encoding)
 end
 
 --- :EngramRefactor {instruction} — shows the proposed edit; applies it only when confirmed.
-function M.refactor(instruction, opts, confirm)
+function M.refactor(instruction, opts)
   local client = M.client(0)
   local arg = { uri = vim.uri_from_bufnr(0), range = selection_range(opts), instruction = instruction, apply = false }
   M.execute("engram.refactorSelection", arg, function(err, result)
@@ -182,13 +182,9 @@ function M.refactor(instruction, opts, confirm)
         notify("applied the refactoring")
       end
     end
-    if confirm ~= nil then
-      apply(confirm)
-    else
-      vim.ui.select({ "Apply", "Discard" }, { prompt = "engram-ls: apply this edit?" }, function(choice)
-        apply(choice == "Apply")
-      end)
-    end
+    vim.ui.select({ "Apply", "Discard" }, { prompt = "engram-ls: apply this edit?" }, function(choice)
+      apply(choice == "Apply")
+    end)
   end, 0)
 end
 
