@@ -165,3 +165,28 @@ def test_hover_with_the_real_model(tmp_path):
     ok(r, "hover")
     assert r["hover"].startswith("**apply_discount** — ") and "stub_" not in r["hover"]
     assert "*Sources:*" in r["hover"]
+
+
+def test_readme_plain_setup_attaches_and_checkhealth_is_ok(tmp_path):
+    """A new user's init.lua: the README's runtimepath line, its optional setup() call, default autostart."""
+    readme = (PLUGIN / "README.md").read_text()
+    plain = next(line for line in readme.splitlines() if line.strip().startswith("- plain:")).split("`")[1]
+    init = tmp_path / "init.lua"
+    init.write_text(plain.replace("path/to/engram-ls", str(REPO)) + "\n"
+                    'require("engram_ls").setup({ settings = { backend = { kind = "stub" } } })\n')
+    ws = make_workspace(tmp_path / "ws")
+    (ws / ".git").mkdir()
+    out = tmp_path / "health.txt"
+    check = ("lua local ok = vim.wait(30000, function() return #vim.lsp.get_clients({ name = 'engram_ls' }) > 0 end) "
+             "vim.cmd('checkhealth engram_ls') "
+             f"local f = io.open('{out}', 'w') "
+             "f:write(ok and table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\\n') or 'not attached') "
+             "f:close() vim.cmd('qa!')")
+    env = dict(os.environ, ENGRAM_LS_CACHE=str(tmp_path / "cache"), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+               XDG_CONFIG_HOME=str(tmp_path / "xdg-config"), XDG_DATA_HOME=str(tmp_path / "xdg-data"),
+               XDG_STATE_HOME=str(tmp_path / "xdg-state"))
+    proc = subprocess.run([NVIM, "--headless", "-n", "-u", str(init), "shop/cart.py", "-c", check], cwd=ws, env=env,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert out.exists(), f"nvim wrote nothing (exit {proc.returncode})\nstderr: {proc.stderr}"
+    health = out.read_text()
+    assert "OK executable:" in health and "OK server " in health and "ERROR" not in health, health

@@ -23,8 +23,20 @@ function M.check()
   else
     health.error("`" .. exe .. " --version` failed: " .. vim.trim(out))
   end
-  local cache = vim.env.ENGRAM_LS_CACHE or (vim.env.XDG_CACHE_HOME or (vim.env.HOME .. "/.cache")) .. "/engram-ls"
+  local cache = vim.env.ENGRAM_LS_CACHE
+  if not cache then
+    local base = vim.fn.has("mac") == 1 and (vim.env.HOME .. "/Library/Caches") or vim.env.XDG_CACHE_HOME
+      or (vim.env.HOME .. "/.cache")
+    cache = base .. "/engram-ls"
+  end
   health.info("store location: " .. cache .. "/stores")
+  local models_dir = vim.env.ENGRAM_LS_MODELS or (cache .. "/models")
+  local ggufs = vim.fn.glob(models_dir .. "/*.gguf", false, true)
+  if #ggufs > 0 then
+    health.ok("models found in " .. models_dir .. ": " .. table.concat(vim.tbl_map(vim.fs.basename, ggufs), ", "))
+  else
+    health.info("no assembled models in " .. models_dir .. " yet (the shipped model is assembled on first use)")
+  end
   local client = engram.client()
   if not client then
     health.warn("engram-ls is not attached to any buffer yet (open a file inside a project)")
@@ -38,8 +50,8 @@ function M.check()
   local status = reply.result
   health.ok("server " .. (status.version or "?") .. " running, position encoding " .. tostring(status.position_encoding))
   for root, info in pairs(status.index or {}) do
-    health.ok(string.format("index %s: %d files, %d chunks, store %s", root, info.files or 0, info.chunks or 0,
-      info.store_path or "?"))
+    health.ok(string.format("index %s: %d files, %d chunks%s, store %s", root, info.files or 0, info.chunks or 0,
+      info.indexing and " (indexing)" or "", info.store_path or "?"))
   end
   local models = status.models or {}
   local found = false
@@ -54,7 +66,12 @@ function M.check()
       end
     end
   end
-  if not found then
+  if models.state == "unavailable" then
+    health.error("models unavailable: " .. tostring(models.error),
+      { "check settings.models / settings.backend, or run `engram-ls ask` in a terminal to see the error" })
+  elseif models.state then
+    health.info("model workers: " .. models.state .. " (they start on first use)")
+  elseif not found then
     health.warn("models: " .. vim.inspect(models))
   end
 end
