@@ -35,3 +35,42 @@ async def test_real_model_completion_hover_and_explain(workspace, tmp_path):
         assert "Qwen" in status["models"]["coding"]["model"]
     finally:
         await stop(client)
+
+
+async def test_real_model_supersede_code_action_and_refactor(workspace, tmp_path):
+    import asyncio
+
+    from .test_code_actions import actions, fix_decoding
+
+    client = await start(workspace, tmp_path / "cache", options=REAL)
+    try:
+        await indexed(client)
+        fix_decoding(client)
+        uri = open_doc(client, workspace / "shop/cart.py")
+
+        def inline():
+            return client.text_document_inline_completion_async(types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri), position=types.Position(14, 8),
+                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
+
+        first = asyncio.ensure_future(inline())
+        await asyncio.sleep(0.5)  # let the first request reach the server before the second (ordering only)
+        second = await inline()  # supersedes the first: its generation is cancelled in the worker
+        assert await first is None and second is not None and second.items[0].insert_text.strip()
+        stats = (await command(client, "engram.status"))["completion"]
+        assert stats["returned"] == 1 and stats["superseded"] + stats["discarded"] >= 1  # never two answers
+
+        pricing = open_doc(client, workspace / "shop/pricing.py")
+        listed = await actions(client, pricing, (3, 0), (8, 0))
+        doc_action = next(a for a in listed if a.title == "Engram: Add docstring")
+        resolved = await client.code_action_resolve_async(doc_action)
+        new_text = resolved.edit.document_changes[0].edits[0].new_text
+        assert "def apply_discount" in new_text
+
+        out = await command(client, "engram.refactorSelection", {
+            "uri": pricing, "range": {"start": {"line": 3, "character": 0}, "end": {"line": 7, "character": 17}},
+            "instruction": "rename the parameter amount to total", "apply": False})
+        edited = out["edit"]["documentChanges"][0]["edits"][0]["newText"]
+        assert "def apply_discount" in edited and out["files"] == [pricing]
+    finally:
+        await stop(client)
