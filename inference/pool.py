@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,6 +20,16 @@ from typing import Callable
 from .protocol import ProtocolError, encode, read_frame_async
 
 log = logging.getLogger("engram_ls.inference")
+
+
+# Diagnostics: ENGRAM_LS_TRACE_FRAMES=<file> appends every frame sent to a worker as a JSON line (used by the
+# privacy tests to prove that no secret ever reaches a model).
+TRACE_FRAMES = os.environ.get("ENGRAM_LS_TRACE_FRAMES", "")
+
+
+def _trace(frame: dict) -> None:
+    with open(TRACE_FRAMES, "a", encoding="utf-8") as f:
+        f.write(json.dumps(frame, default=str) + "\n")
 
 
 class WorkerFailed(Exception):
@@ -94,6 +106,8 @@ class Worker:
     async def send(self, frame: dict) -> None:
         if not self.alive or self.proc is None or self.proc.stdin is None:
             raise WorkerFailed("worker is not running")
+        if TRACE_FRAMES:
+            _trace(frame)
         try:
             self.proc.stdin.write(encode(frame))
             await self.proc.stdin.drain()

@@ -185,6 +185,22 @@ def register(server: EngramServer) -> None:
                 "models": ls.inference_status(), "position_encoding": ls.workspace.position_encoding,
                 "completion": ls.completer.stats()}
 
+    @server.command("engram.documentState")
+    async def document_state(ls: EngramServer, *args):
+        """Diagnostics: the engram's view of one document (its chunks and a digest of its aggregate vector)."""
+        uri = _text(argument(args), "uri")
+        await ls.roots.flush()
+        engram, rel = ls.roots.locate(uri)
+        if engram is None or rel not in engram.docs:
+            raise JsonRpcInvalidParams(f"not indexed: {uri}")
+        import hashlib
+
+        dims, vals = engram.file_vector(rel)
+        return {"path": rel, "chunks": [[c.start_line, c.end_line, c.digest, c.kind, c.symbol]
+                                        for c in engram.chunks(rel)],
+                "vector_sha": hashlib.sha256(dims.tobytes() + vals.astype("int64").tobytes()).hexdigest(),
+                "text_sha": hashlib.sha256((engram.document_text(rel) or "").encode("utf-8", "surrogatepass")).hexdigest()}
+
     @server.command("engram.explainWorkspace")
     async def explain_workspace(ls: EngramServer, *args):
         question = _text(argument(args), "question")

@@ -33,6 +33,7 @@ class Roots:
         self.indexing: dict[Path, asyncio.Task] = {}
         self._dirty: dict[str, asyncio.Task] = {}
         self.last_summary: dict[str, dict] = {}
+        self._save_error_shown: set[Path] = set()
 
     # -- roots ----------------------------------------------------------------------------------------------------
     def set_roots(self, paths: list[Path]) -> None:
@@ -60,7 +61,7 @@ class Roots:
             task.cancel()
         engram = self.engrams.pop(path, None)
         if engram is not None:
-            self.server.executor.submit(engram.save)
+            self.server.executor.submit(self.save_quietly, engram, asyncio.get_running_loop())
 
     def locate(self, uri: str) -> tuple[Engram | None, str | None]:
         """The engram whose root holds ``uri`` (the deepest root wins) and the path relative to it."""
@@ -129,7 +130,7 @@ class Roots:
 
         def work():
             summary = engram.index_workspace(progress, cancelled)
-            engram.save()
+            self.save_quietly(engram, loop)
             return summary
 
         try:
@@ -186,7 +187,8 @@ class Roots:
 
     async def search(self, query: str, k: int = 10, scope: str | None = None, root: Path | None = None
                      ) -> list[tuple[Path, Hit]]:
-        """Top-k hits over every root (or one), merged by score."""
+        """Top-k hits over every root (or one), merged by score, after the editor's pending updates."""
+        await self.flush()
         loop = asyncio.get_running_loop()
         roots = [root] if root is not None else list(self.engrams)
         results: list[tuple[Path, Hit]] = []
@@ -199,13 +201,26 @@ class Roots:
         results.sort(key=lambda rh: -rh[1].score)
         return results[:k]
 
+    def save_quietly(self, engram: Engram, loop: asyncio.AbstractEventLoop) -> bool:
+        """Saves the store; a failure (read-only or full disk) is reported once and the index is served from
+        memory — nothing is lost, the next save tries again."""
+        try:
+            engram.save()
+            self._save_error_shown.discard(engram.root)
+            return True
+        except OSError as e:
+            log.warning("cannot save the engram store for %s: %s", engram.root, e)
+            if engram.root not in self._save_error_shown:
+                self._save_error_shown.add(engram.root)
+                loop.call_soon_threadsafe(self.server.window_show_message, types.ShowMessageParams(
+                    types.MessageType.Warning,
+                    f"engram-ls: cannot save the index for {engram.root.name} ({e.strerror or e}); serving it from memory"))
+            return False
+
     async def save_all(self) -> None:
         loop = asyncio.get_running_loop()
         for engram in list(self.engrams.values()):
-            try:
-                await loop.run_in_executor(self.server.executor, engram.save)
-            except OSError as e:
-                log.warning("cannot save the engram store for %s: %s", engram.root, e)
+            await loop.run_in_executor(self.server.executor, self.save_quietly, engram, loop)
 
     def status(self) -> dict:
         return {str(root): {**engram.stats(), "uri": path_to_uri(root),

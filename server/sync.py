@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from lsprotocol import types
@@ -33,7 +34,8 @@ def register(server: EngramServer) -> None:
     def did_save(ls: EngramServer, params: types.DidSaveTextDocumentParams) -> None:
         engram, _ = ls.roots.locate(params.text_document.uri)
         if engram is not None:
-            ls.executor.submit(engram.save)
+            loop = asyncio.get_running_loop()
+            ls.executor.submit(ls.roots.save_quietly, engram, loop)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: EngramServer, params: types.DidCloseTextDocumentParams) -> None:

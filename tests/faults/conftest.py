@@ -1,0 +1,1 @@
+from tests.server.conftest import workspace  # noqa: F401  (the sample workspace fixture)
