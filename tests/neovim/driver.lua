@@ -112,6 +112,28 @@ step("hover", function()
   vim.api.nvim_win_close(win, true)
 end)
 
+step("code_action", function()
+  back_to_source()
+  vim.api.nvim_win_set_cursor(0, { 4, 0 }) -- on `class ShoppingCart:`
+  local tick = vim.b[bufnr].changedtick
+  local select = vim.ui.select
+  results.actions = {}
+  vim.ui.select = function(items, opts, on_choice) -- the user picks from the code-action menu
+    local chosen
+    for _, item in ipairs(items) do
+      local title = opts.format_item(item)
+      table.insert(results.actions, title)
+      if title:find("Engram: Add docstring", 1, true) then chosen = item end
+    end
+    on_choice(chosen)
+  end
+  vim.lsp.buf.code_action()
+  wait("the docstring edit in the buffer", 30000, function() return vim.b[bufnr].changedtick ~= tick end)
+  vim.ui.select = select
+  results.buffer_after_action = text(bufnr)
+  vim.cmd("edit!") -- back to the file on disk for the next steps
+end)
+
 local function quickfix_for(title)
   local qf = vim.fn.getqflist({ title = 0, items = 0 })
   if qf.title ~= title or #qf.items == 0 then return nil end
@@ -201,27 +223,6 @@ step("refactor", function()
   vim.cmd("edit!") -- back to the file on disk for the next steps
 end)
 
-step("code_action", function()
-  back_to_source()
-  vim.api.nvim_win_set_cursor(0, { 4, 0 }) -- on `class ShoppingCart:`
-  local tick = vim.b[bufnr].changedtick
-  local select = vim.ui.select
-  results.actions = {}
-  vim.ui.select = function(items, opts, on_choice) -- the user picks from the code-action menu
-    local chosen
-    for _, item in ipairs(items) do
-      local title = opts.format_item(item)
-      table.insert(results.actions, title)
-      if title:find("Engram: Add docstring", 1, true) then chosen = item end
-    end
-    on_choice(chosen)
-  end
-  vim.lsp.buf.code_action()
-  wait("the docstring edit in the buffer", 30000, function() return vim.b[bufnr].changedtick ~= tick end)
-  vim.ui.select = select
-  results.buffer_after_action = text(bufnr)
-end)
-
 step("status", function()
   back_to_source()
   local n = #results.notifications
@@ -245,6 +246,7 @@ if not wanted("completion") then
   return finish()
 end
 back_to_source()
+vim.cmd("edit!") -- the file as on disk: a new line under `return apply_discount(subtotal)`
 vim.cmd("normal! G")
 local deadline = vim.uv.now() + 30000
 local timer = vim.uv.new_timer()
@@ -262,9 +264,12 @@ timer:start(20, 20, vim.schedule_wrap(function()
   end
   results.completion = {}
   for _, item in ipairs(info.items) do
-    table.insert(results.completion, { word = item.word, menu = item.menu })
+    local lsp_item = vim.tbl_get(item, "user_data", "nvim", "lsp", "completion_item") or {}
+    table.insert(results.completion, { word = item.word, menu = item.menu, text_edit = lsp_item.textEdit,
+                                       insert_text = lsp_item.insertText })
   end
   results.completion_mode = info.mode
+  results.line_before_accept = vim.api.nvim_get_current_line()
   vim.api.nvim_feedkeys(vim.keycode("<C-y><Esc>"), "t", false) -- accept the first item
   local accepted = vim.uv.new_timer()
   accepted:start(20, 20, vim.schedule_wrap(function()

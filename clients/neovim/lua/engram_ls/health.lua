@@ -42,7 +42,7 @@ function M.check()
     health.warn("engram-ls is not attached to any buffer yet (open a file inside a project)")
     return
   end
-  local reply = client:request_sync("workspace/executeCommand", { command = "engram.status", arguments = {} }, 10000)
+  local reply = engram.request_sync(client, "workspace/executeCommand", { command = "engram.status", arguments = {} }, 10000)
   if not reply or reply.err or not reply.result then
     health.error("engram.status failed: " .. vim.inspect(reply and reply.err))
     return

@@ -34,6 +34,14 @@ local function request(client, method, params, handler, bufnr)
   return client.request(method, params, handler, bufnr)
 end
 
+--- Blocking request (for :checkhealth); the method-call style differs before 0.11.
+function M.request_sync(client, method, params, timeout, bufnr)
+  if vim.fn.has("nvim-0.11") == 1 then
+    return client:request_sync(method, params, timeout, bufnr)
+  end
+  return client.request_sync(method, params, timeout, bufnr)
+end
+
 --- Runs an engram command; calls cb(err, result). Commands take one object argument.
 function M.execute(command, arg, cb, bufnr)
   local client = M.client(bufnr)
