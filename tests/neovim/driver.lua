@@ -195,6 +195,11 @@ step("explain", function()
   vim.cmd("13,15EngramExplain")
   local buf = wait_scratch(":EngramExplain to open its answer", "engram://explain")
   results.explain_buffer = text(buf)
+  back_to_source()
+  vim.api.nvim_win_set_cursor(0, { 14, 8 }) -- inside total_price, no range: the symbol around the cursor
+  vim.cmd("EngramExplain")
+  buf = wait_scratch(":EngramExplain (no range) to open its answer", "engram://explain")
+  results.explain_symbol_buffer = text(buf)
 end)
 
 local function refactor(choice)

@@ -118,6 +118,8 @@ def test_engram_explain_opens_an_explanation(stub_run):
     _, r = stub_run
     ok(r, "explain")
     assert r["explain_buffer"].startswith("stub_") and "shop/cart.py" in r["explain_buffer"]
+    # without a range it explains the block around the cursor: the same prompt, so the same stub answer
+    assert r["explain_symbol_buffer"] == r["explain_buffer"]
 
 
 def test_refactor_previews_a_diff_and_applies_only_when_confirmed(stub_run):

@@ -62,13 +62,31 @@ function M.execute(command, arg, cb, bufnr)
   end, bufnr)
 end
 
+--- 0-based first and last line of the symbol around the cursor: the enclosing function or class when a
+--- tree-sitter parser is loaded, else the blank-line delimited block around the cursor.
+local function symbol_lines()
+  local ok, node = pcall(vim.treesitter.get_node)
+  while ok and node do
+    local kind = node:type()
+    if kind:find("function") or kind:find("method") or kind:find("class") then
+      local first, _, last = node:range()
+      return first, last
+    end
+    node = node:parent()
+  end
+  local cursor = vim.api.nvim_win_get_cursor(0)[1]
+  local above = vim.fn.search("^\\s*$", "bnW")
+  local below = vim.fn.search("^\\s*$", "nW")
+  local last = below == 0 and vim.api.nvim_buf_line_count(0) or below - 1
+  return math.min(above, cursor - 1), math.max(last, cursor) - 1
+end
+
 local function selection_range(opts)
   local first, last
   if opts and opts.range and opts.range > 0 then
     first, last = opts.line1 - 1, opts.line2 - 1
   else
-    first = vim.api.nvim_win_get_cursor(0)[1] - 1
-    last = first
+    first, last = symbol_lines()
   end
   local last_line = vim.api.nvim_buf_get_lines(0, last, last + 1, false)[1] or ""
   return { start = { line = first, character = 0 }, ["end"] = { line = last, character = #last_line } }
