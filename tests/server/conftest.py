@@ -76,12 +76,12 @@ async def until(predicate, timeout: float = 60.0, what: str = "condition"):
         await asyncio.sleep(0.05)
 
 
-async def indexed(client) -> dict:
+async def indexed(client, timeout: float = 60.0) -> dict:
     async def ready():
         status = await command(client, "engram.status")
         roots = status["index"].values()
         return status if roots and all(not r["indexing"] and r["files"] > 0 for r in roots) else None
-    return await until(ready, what="indexing")
+    return await until(ready, timeout=timeout, what="indexing")
 
 
 def open_doc(client, path: Path, text: str | None = None, version: int = 1, language: str = "python") -> str:
