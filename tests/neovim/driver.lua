@@ -253,18 +253,19 @@ end
 back_to_source()
 vim.cmd("edit!") -- the file as on disk: a new line under `return apply_discount(subtotal)`
 vim.cmd("normal! G")
+vim.o.completeopt = "menu,menuone,noinsert" -- a menu even for one suggestion, nothing inserted until <C-y>
 local deadline = vim.uv.now() + 30000
 local timer = vim.uv.new_timer()
 vim.api.nvim_feedkeys(vim.keycode("o<C-x><C-o>"), "t", false)
 timer:start(20, 20, vim.schedule_wrap(function()
-  local info = vim.fn.complete_info({ "items", "mode" })
-  if #info.items == 0 and vim.uv.now() < deadline then
+  local info = vim.fn.complete_info({ "items", "mode", "pum_visible" })
+  if (#info.items == 0 or info.pum_visible ~= 1) and vim.uv.now() < deadline then
     return
   end
   timer:stop()
   timer:close()
   if #info.items == 0 then
-    results.errors.completion = "timed out after 30000 ms waiting for <C-x><C-o> to show items"
+    results.errors.completion = "timed out after 30000 ms waiting for <C-x><C-o> to show a menu"
     return finish()
   end
   results.completion = {}
@@ -275,7 +276,7 @@ timer:start(20, 20, vim.schedule_wrap(function()
   end
   results.completion_mode = info.mode
   results.line_before_accept = vim.api.nvim_get_current_line()
-  vim.api.nvim_feedkeys(vim.keycode("<C-y><Esc>"), "t", false) -- accept the first item
+  vim.api.nvim_feedkeys(vim.keycode("<C-y><Esc>"), "t", false) -- accept the first (selected) item
   local accepted = vim.uv.new_timer()
   accepted:start(20, 20, vim.schedule_wrap(function()
     if vim.api.nvim_get_mode().mode ~= "n" and vim.uv.now() < deadline then
@@ -284,6 +285,7 @@ timer:start(20, 20, vim.schedule_wrap(function()
     accepted:stop()
     accepted:close()
     results.accepted_line = vim.api.nvim_get_current_line()
+    results.buffer_after_completion = text(bufnr)
     finish()
   end))
 end))

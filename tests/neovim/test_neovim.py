@@ -75,8 +75,10 @@ def test_omnifunc_completion_shows_and_inserts_model_items(stub_run):
     ok(r, "completion")
     first = r["completion"][0]
     assert first["word"].startswith("stub_") and first["menu"] == "engram-ls"
-    # python indent dedents after `return`; the accepted item follows
-    assert r["accepted_line"].startswith(" " * 4 + first["word"]), (r["accepted_line"], first)
+    # <C-y> inserts the whole suggestion, not just Neovim's first word (python indent dedents after `return`)
+    full = first["text_edit"]["newText"]
+    assert len(full.split()) > 1 and first["word"] == full.split()[0]
+    assert r["buffer_after_completion"].endswith("return apply_discount(subtotal)\n    " + full), r["accepted_line"]
 
 
 def test_code_action_from_the_menu_edits_the_buffer(stub_run):

@@ -237,6 +237,31 @@ function M.status(cb)
   end)
 end
 
+--- Neovim inserts only the first word of a plain-text completion; an engram suggestion is code that runs on
+--- (often several lines), so accepting it with <C-y> inserts the rest too.
+local function complete_rest(client_id)
+  if vim.v.event.reason ~= "accept" then
+    return
+  end
+  local item = vim.v.completed_item
+  local lsp = vim.tbl_get(item or {}, "user_data", "nvim", "lsp") or {}
+  local ci = lsp.completion_item
+  if lsp.client_id ~= client_id or not ci or ci.insertTextFormat == 2 then
+    return
+  end
+  local full = ci.textEdit and ci.textEdit.newText or ci.insertText or ci.label
+  local word = item.word or ""
+  if #full <= #word or full:sub(1, #word) ~= word then
+    return
+  end
+  local row, col = unpack(vim.api.nvim_win_get_cursor(0))
+  local rest = vim.split(full:sub(#word + 1), "\n", { plain = true })
+  vim.api.nvim_buf_set_text(0, row - 1, col, row - 1, col, rest)
+  local last_row = row + #rest - 1
+  local last_col = (#rest == 1 and col or 0) + #rest[#rest]
+  vim.api.nvim_win_set_cursor(0, { last_row, last_col })
+end
+
 function M.on_attach(client, bufnr)
   local o = M.options
   if o.completion then
@@ -244,6 +269,11 @@ function M.on_attach(client, bufnr)
     if vim.lsp.completion and vim.lsp.completion.enable then
       vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = false })
     end
+    vim.api.nvim_create_autocmd("CompleteDone", {
+      group = vim.api.nvim_create_augroup("engram_ls_complete_" .. bufnr, { clear = true }),
+      buffer = bufnr,
+      callback = function() complete_rest(client.id) end,
+    })
   end
   if o.inline and vim.lsp.inline_completion and vim.lsp.inline_completion.enable then
     pcall(vim.lsp.inline_completion.enable, true, { bufnr = bufnr })
