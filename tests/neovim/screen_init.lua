@@ -12,7 +12,9 @@ local engram = require("engram_ls")
 engram.setup({ cmd = { "engram-ls", "serve" }, settings = vim.json.decode(os.getenv("ENGRAM_SETTINGS") or "{}") })
 
 local function signal(what)
-  vim.g.engram_screen_state = what
+  if what ~= "hover shown" then
+    vim.api.nvim_echo({ { "engram-ls test: " .. what } }, false, {}) -- visible in the failure's screen dump
+  end
   vim.fn.system({ "tmux", "-L", os.getenv("ENGRAM_TMUX_SOCKET"), "wait-for", "-S", os.getenv("ENGRAM_TMUX_CHANNEL") })
 end
 
