@@ -43,6 +43,16 @@ class EngramProtocol(LanguageServerProtocol):
     decode, requests before ``initialize`` and after ``shutdown``."""
 
     def structure_message(self, data):
+        if isinstance(data, dict) and "jsonrpc" in data and (
+                data.get("jsonrpc") != "2.0" or not ("method" in data or "id" in data)):
+            return data  # a nested value that merely has a "jsonrpc" key (json.loads calls this hook on every dict)
+        if isinstance(data, dict) and "id" in data and "method" in data and "jsonrpc" in data:
+            kind = self.get_message_type(data["method"])
+            if kind is not None and kind.__name__.endswith("Notification"):
+                # A notification method sent as a request: decoding would drop its id and leave it unanswered.
+                self._send_response(data["id"], None, JsonRpcInvalidRequest(
+                    f"{data['method']} is a notification; it takes no id").to_response_error())
+                return _Answered()
         try:
             return super().structure_message(data)
         except JsonRpcException as exc:

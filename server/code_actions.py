@@ -56,10 +56,11 @@ def test_path(root: Path, rel: str) -> Path:
 def register(server: EngramServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(
         code_action_kinds=[kind for _, kind in ACTIONS.values()], resolve_provider=True))
-    def code_action(ls: EngramServer, params: types.CodeActionParams):
+    async def code_action(ls: EngramServer, params: types.CodeActionParams):
         uri = params.text_document.uri
         if uri not in ls.workspace.text_documents or is_private(uri):
             return []
+        await ls.roots.flush(uri)  # chunk ranges must describe the text the user sees, not the one before an edit
         only = params.context.only
         rng = _enclosing(ls, uri, params.range)
         actions = []

