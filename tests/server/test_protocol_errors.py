@@ -131,3 +131,28 @@ def test_nested_values_with_a_jsonrpc_key_do_not_lose_the_request(raw):
     initialize(raw)
     reply = raw.request(11, "engram/search", {"query": "cart", "extra": [{"jsonrpc": False, "x": None}]})
     assert "result" in reply or "error" in reply
+
+
+def test_position_inside_a_surrogate_pair(raw):
+    initialize(raw)
+    uri = (raw.root / "emoji.py").as_uri()
+    raw.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+        "uri": uri, "languageId": "python", "version": 1, "text": "s = '😀😀'  # smile\nprint(s)\n"}}})
+    # UTF-16 column 6 falls between the two halves of the first emoji
+    reply = raw.request(12, "textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 6}})
+    assert "result" in reply
+    raw.send({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {
+        "textDocument": {"uri": uri, "version": 2},
+        "contentChanges": [{"range": {"start": {"line": 0, "character": 6}, "end": {"line": 0, "character": 7}},
+                            "text": "x"}]}})
+    assert "result" in raw.request(13, "workspace/executeCommand", {"command": "engram.status"})
+
+
+def test_bad_content_length_is_a_parse_error_and_the_stream_recovers(raw):
+    initialize(raw)
+    body = b'{"jsonrpc": "2.0", "id": 14, "method": "shutdown"}'
+    raw.send_raw(body, length=len(body) - 20)  # too short: the server sees truncated JSON
+    assert raw.response(None)["error"]["code"] == -32700
+    raw.proc.stdin.write(b"\r\n")  # the rest of the body is skipped as an unknown header line
+    raw.proc.stdin.flush()
+    assert "result" in raw.request(15, "workspace/executeCommand", {"command": "engram.status"})
