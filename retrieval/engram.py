@@ -287,6 +287,24 @@ class Engram:
         self._update_folders(path, dims, vals, +1)
         self.docs[path] = _Document(_sha(text), size, mtime_ns, new_slots, text if keep_text else None, dims, vals)
         self._terms_stale = True
+        if len(self.vocab) > 2 * len(self.df) + 20_000:
+            self._compact_vocab()
+
+    def _compact_vocab(self) -> None:
+        """Drops features no live chunk uses. Typing creates a stream of transient identifiers (``fo``, ``foo``,
+        ``foob``…); without this the vocabulary would grow for as long as the server runs."""
+        used = sorted(self.df)
+        remap = np.full(len(self.vocab), -1, np.int64)
+        remap[used] = np.arange(len(used))
+        fresh = Vocabulary()
+        fresh.names = [self.vocab.names[i] for i in used]
+        fresh.ids = {name: i for i, name in enumerate(fresh.names)}
+        fresh._dims = [self.vocab.dims_of(i) for i in used]
+        for r in self.table.records:
+            if r is not None:
+                r.ids = remap[r.ids].astype(np.int32)
+        self.df = Counter({int(remap[f]): c for f, c in self.df.items()})
+        self.vocab = fresh
 
     def _encode_chunk(self, path, start, end, digest, kind, symbol, body) -> int:
         counts = code_features(body, path)

@@ -173,3 +173,19 @@ def test_semantic_layer_links_words_used_together(tmp_path, cache):
     e = indexed(make_workspace(tmp_path / "sem", files), cache)
     e._refresh_terms()
     assert "len" in {w for w, _ in e.terms.neighbours("count", k=5, min_similarity=0.1)}
+
+
+def test_vocabulary_does_not_grow_with_transient_identifiers(workspace, cache):
+    import engram_ls.retrieval.engram as engram_mod
+
+    e = indexed(workspace, cache)
+    before = [(h.path, h.start_line) for h in e.search("download a web page", 3)]
+    base = (workspace / "shop/pricing.py").read_text()
+    for i in range(3000):
+        e.set_document("shop/pricing.py", base + f"\ntyping_{i}_partial = {i}\n")
+    assert len(e.vocab) <= 2 * len(e.df) + 20_000 + 20
+    assert [(h.path, h.start_line) for h in e.search("download a web page", 3)] == before
+    assert e.search("typing_2999_partial", 1)[0].path == "shop/pricing.py"
+    e._compact_vocab()  # explicit compaction keeps search results identical
+    assert [(h.path, h.start_line) for h in e.search("download a web page", 3)] == before
+    assert engram_mod  # module imported for the reader: compaction lives in Engram._compact_vocab
