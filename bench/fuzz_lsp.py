@@ -55,6 +55,10 @@ def params_for(uri: str):
     return st.one_of(lsp_like, json_values)
 
 
+class TimeUp(BaseException):
+    """The time budget is spent (a BaseException, so hypothesis does not treat it as a failing example)."""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=180)
@@ -77,7 +81,7 @@ def main() -> int:
     @given(st.sampled_from(METHODS), params_for(uri), st.booleans())
     def one(method, params, is_request):
         if time.monotonic() > deadline:
-            return
+            raise TimeUp()
         stats["examples"] += 1
         if is_request:
             msg_id = next(counter)
@@ -101,6 +105,8 @@ def main() -> int:
     started = time.monotonic()
     try:
         one()
+    except TimeUp:
+        stats["stopped_by"] = "time budget"
     except Exception as e:  # a finding: recorded above
         stats["stopped_by"] = f"{type(e).__name__}: {str(e)[:300]}"
     finally:

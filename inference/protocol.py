@@ -61,15 +61,27 @@ def decode(payload: bytes) -> dict:
     return message
 
 
+def _read_exactly(stream: BinaryIO, n: int) -> bytes:
+    """n bytes, looping: an unbuffered pipe returns at most what it holds (64 KiB), so big frames arrive in parts."""
+    parts, got = [], 0
+    while got < n:
+        chunk = stream.read(n - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
 def read_frame(stream: BinaryIO) -> dict:
     """Reads one frame (blocking). EOF or a bad length is fatal; a bad payload is not."""
-    header = stream.read(_LEN.size)
+    header = _read_exactly(stream, _LEN.size)
     if len(header) < _LEN.size:
         raise ProtocolError("stream closed", fatal=True)
     (size,) = _LEN.unpack(header)
     if size > MAX_FRAME:
         raise ProtocolError(f"frame length {size} exceeds {MAX_FRAME}", fatal=True)
-    payload = stream.read(size)
+    payload = _read_exactly(stream, size)
     if len(payload) < size:
         raise ProtocolError("stream closed mid-frame", fatal=True)
     return decode(payload)

@@ -106,3 +106,12 @@ def test_protocol_stream_is_not_polluted_by_prints():
         proc.kill()
         proc.wait()
     assert code
+
+
+def test_frames_larger_than_a_pipe_buffer(worker):
+    """A 1 MB prompt arrives in many partial reads; the worker must assemble it, not take it for EOF."""
+    read_frame(worker.stdout)
+    big = "x = 1\n" * 200_000
+    send(worker, {"type": "generate", "id": "big", "mode": "fim", "prefix": big, "suffix": big, "max_tokens": 2})
+    frames = frames_until_end(worker, "big")
+    assert frames[-1]["type"] == "done" and worker.poll() is None
