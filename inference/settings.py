@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 
+from .models import SHIPPED
+
 BACKENDS = ("llama", "openai", "stub")
 ROLES = ("coding", "research")
 
@@ -69,8 +71,9 @@ class InferenceSettings:
                 value = getattr(model, f.name)
                 if lo_hi is not None and (not isinstance(value, int) or not lo_hi[0] <= value <= lo_hi[1]):
                     problems.append(f"{role}.{f.name}: must be an integer in {lo_hi[0]}..{lo_hi[1]} (got {value!r})")
-            if model.path is not None and not os.path.isfile(model.path):
-                problems.append(f"{role}.path: no such model file {model.path!r}")
+            if model.path is not None and model.path not in SHIPPED and not os.path.isfile(model.path):
+                problems.append(f"{role}.path: no such model file or shipped model name {model.path!r} "
+                                f"(shipped: {', '.join(SHIPPED)})")
         return problems
 
     def threads_for(self, role: str) -> int:

@@ -26,3 +26,11 @@ def test_threads_split_the_cores():
     s = InferenceSettings(coding=ModelSettings(pool_size=1), research=ModelSettings(pool_size=1))
     assert s.threads_for("coding") >= 1
     assert InferenceSettings(coding=ModelSettings(threads=3)).threads_for("coding") == 3
+
+
+def test_a_shipped_model_name_is_a_valid_path():
+    """The README lets `models.<role>.path` name a shipped model; validation must not call it a missing file."""
+    s = InferenceSettings(research=ModelSettings(path="smollm2-135m-instruct"),
+                          coding=ModelSettings(path="qwen2.5-coder-1.5b-instruct"))
+    assert s.validate() == []
+    assert "shipped:" in "\n".join(InferenceSettings(coding=ModelSettings(path="nope-7b")).validate())
