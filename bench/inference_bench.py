@@ -3,9 +3,12 @@
 Measures, with the shipped Qwen2.5-Coder-0.5B model: generation throughput through a worker vs in-process; how
 soon a cancelled worker is idle (in token-times); kill -9 recovery (answer latency vs a normal request plus the
 restart); 10 concurrent requests (errors, fairness, RSS/PSS per worker: weights are mmap'd and shared); time to
-first token of a second completion sharing a long prefix vs the first.
+first token of a second completion sharing a long prefix vs the first. Also compares the candidate research models
+(Qwen2.5-Coder-0.5B with the research prompt vs SmolLM2-135M) on code-explanation questions: speed, and how many of
+the facts a correct answer must state (checked by keywords) and citations each answer contains.
 
-Run: ``python bench/inference_bench.py``. Writes bench/results/inference.{json,md}.
+Run: ``python bench/inference_bench.py`` (``--research`` runs only the research-model comparison and merges it
+into the existing results). Writes bench/results/inference.{json,md}.
 """
 
 from __future__ import annotations
@@ -140,7 +143,85 @@ async def worker_bench(threads: int) -> dict:
     return out
 
 
+RESEARCH_CASES = [
+    (Snippet("net/retry.py", 10, 17, "def retry(fn, attempts=3, delay=0.5):\n    for i in range(attempts):\n"
+             "        try:\n            return fn()\n        except ConnectionError:\n"
+             "            time.sleep(delay * 2 ** i)\n    raise RetryError(attempts)"),
+     "What does retry do when fn keeps failing?",
+     [("attempt", "3", "three", "times"), ("sleep", "wait", "delay", "backoff", "exponential"),
+      ("raise", "retryerror", "error")]),
+    (Snippet("store/cache.py", 4, 16, "class Cache:\n    def __init__(self, capacity):\n"
+             "        self.items = OrderedDict()\n        self.capacity = capacity\n\n    def put(self, key, value):\n"
+             "        self.items[key] = value\n        self.items.move_to_end(key)\n"
+             "        if len(self.items) > self.capacity:\n            self.items.popitem(last=False)"),
+     "How does Cache evict entries?",
+     [("capacity", "full", "exceed"), ("least recently", "oldest", "first", "lru")]),
+    (Snippet("index/secrets.py", 1, 6, "SECRET_NAMES = {'.env', 'id_rsa', 'credentials.json'}\n\n"
+             "def is_secret_path(path):\n    name = os.path.basename(path)\n"
+             "    return name in SECRET_NAMES or name.endswith('.pem')"),
+     "Which files does is_secret_path treat as secret?",
+     [(".env",), ("id_rsa",), (".pem",), ("credentials",)]),
+]
+
+
+async def research_bench(name: str) -> dict:
+    """One research model on the explanation cases: tokens/s, TTFT, facts covered, citations given."""
+    m = ModelSettings(path=name, pool_size=1, threads=1)
+    inf = Inference(InferenceSettings(coding=m, research=m, hang_timeout_s=60))
+    await inf.start()
+    try:
+        cases = []
+        for snippet, question, facts in RESEARCH_CASES:
+            a = await inf.ask(question, [snippet], role="research", max_tokens=96)
+            low = a.text.lower()
+            covered = sum(any(k in low for k in group) for group in facts)
+            gen_s = max(a.timings.get("total_ms", 0) - a.timings.get("ttft_ms", 0), 1e-3) / 1000
+            cases.append({"question": question, "answer": a.text, "facts": covered, "of": len(facts),
+                          "cites": snippet.path in a.text, "ttft_ms": a.timings.get("ttft_ms"),
+                          "tokens_per_s": a.usage.get("completion_tokens", 0) / gen_s})
+    finally:
+        await inf.close()
+    return {"model": name, "cases": cases,
+            "facts": sum(c["facts"] for c in cases), "of": sum(c["of"] for c in cases),
+            "cited": sum(c["cites"] for c in cases),
+            "ttft_ms_median": statistics.median(c["ttft_ms"] for c in cases),
+            "tokens_per_s_median": statistics.median(c["tokens_per_s"] for c in cases)}
+
+
+def research_rows(research: list[dict]) -> list[str]:
+    rows = ["", "Research-role candidates (3 code-explanation questions, 96 tokens max, 1 thread):", "",
+            "| model | facts stated | answers citing the snippet | TTFT p50 | tokens/s p50 |", "|---|---|---|---|---|"]
+    for r in research:
+        rows.append(f"| {r['model']} | {r['facts']}/{r['of']} | {r['cited']}/{len(r['cases'])} | "
+                    f"{r['ttft_ms_median']:.0f} ms | {r['tokens_per_s_median']:.1f} |")
+    if len(research) == 2:
+        best, other = sorted(research, key=lambda r: -r["facts"])
+        speed = other["tokens_per_s_median"] / best["tokens_per_s_median"]
+        rows += ["", f"Recommendation: the research role defaults to **{best['model']}**: it stated {best['facts']}/"
+                 f"{best['of']} facts against {other['facts']}/{other['of']}. {other['model']} generates "
+                 f"{speed:.1f}× as fast, but correctness matters more than speed for explanations (its answers are "
+                 "in inference.json), one model's weights are mmap'd once for both roles, and SmolLM2's package "
+                 "pulls in the `llm` CLI. Citations are attached by engram-ls from the packed snippets, not "
+                 "trusted to the model (neither model cited its snippet)."]
+    return rows
+
+
+def run_research_only() -> int:
+    research = [asyncio.run(research_bench(name)) for name in ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")
+                if name in models.available()]
+    result = json.loads((OUT / "inference.json").read_text()) if (OUT / "inference.json").exists() else {}
+    result["research"] = research
+    (OUT / "inference.json").write_text(json.dumps(result, indent=2))
+    md = (OUT / "inference.md").read_text().split("\n\nResearch-role")[0].rstrip("\n") if (OUT / "inference.md").exists() else ""
+    text = md + "\n" + "\n".join(research_rows(research)) + "\n"
+    (OUT / "inference.md").write_text(text)
+    print(text)
+    return 0
+
+
 def main() -> int:
+    if "--research" in sys.argv[1:]:
+        return run_research_only()
     path = models.model_path()
     threads = 1
     inproc = in_process_throughput(path, threads)
@@ -167,6 +248,11 @@ def main() -> int:
         f"| TTFT, second completion sharing a {p['prompt_tokens']}-token prefix | {p['second_ttft_ms']:.0f} ms vs "
         f"{p['first_ttft_ms']:.0f} ms = {p['ratio']:.1f}× lower | >= 3× | {'yes' if p['ratio'] >= 3 else 'no'} |",
     ]
+    result["research"] = [asyncio.run(research_bench(name))
+                          for name in ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")
+                          if name in models.available()]
+    (OUT / "inference.json").write_text(json.dumps(result, indent=2))
+    rows += research_rows(result["research"])
     table = "\n".join(rows)
     (OUT / "inference.md").write_text(table + "\n")
     print(table)
