@@ -106,16 +106,18 @@ async def test_fallback_to_the_other_pool_then_clear_error():
         toks = []
         task = asyncio.create_task(inf.complete("p", "", max_tokens=50, on_token=toks.append))
         await wait_until(lambda: toks, what="streaming")
-        os.kill(inf.pools["coding"].workers[0].pid, signal.SIGKILL)
-        await wait_until(lambda: inf.pools["coding"].failed is not None or
-                         inf.pools["coding"].workers and inf.pools["coding"].workers[0].request, what="retry")
-        # kill whatever serves it next, until it lands on the research pool
-        for _ in range(3):
-            serving = [w for p in inf.pools.values() for w in p.workers if w.request]
+        # kill whatever serves it, until it lands on the research pool; a killed worker counts as serving until
+        # its death is noticed, so wait for that before looking for the next attempt
+        killed = set()
+        for _ in range(4):
+            serving = [w for p in inf.pools.values() for w in p.workers
+                       if w.request and w.alive and w.pid not in killed]
             if not serving or serving[0].pool.role == "research":
                 break
+            killed.add(serving[0].pid)
             os.kill(serving[0].pid, signal.SIGKILL)
-            await wait_until(lambda: any(w.request for p in inf.pools.values() for w in p.workers) or task.done(),
+            await wait_until(lambda: task.done() or any(w.request and w.alive and w.pid not in killed
+                                                        for p in inf.pools.values() for w in p.workers),
                              what="next attempt")
         answer = await task
         assert answer.role == "research" and answer.retried
