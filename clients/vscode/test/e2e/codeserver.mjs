@@ -20,7 +20,7 @@ const results = { steps: {} };
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "engram-cs-"));
 const dirs = { user: path.join(tmp, "user"), exts: path.join(tmp, "ext"), xdg: path.join(tmp, "xdg") };
-for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
+for (const d of Object.values(dirs)) {fs.mkdirSync(d, { recursive: true });}
 fs.mkdirSync(path.join(dirs.user, "User"), { recursive: true });
 fs.writeFileSync(path.join(dirs.user, "User", "settings.json"), JSON.stringify({
   "security.workspace.trust.enabled": false,
@@ -45,8 +45,8 @@ function freePort() {
 async function until(what, timeoutMs, fn) {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    try { const v = await fn(); if (v) return v; } catch { /* not yet */ }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    try { const v = await fn(); if (v) {return v;} } catch { /* not yet */ }
+    if (Date.now() > end) {throw new Error(`timed out waiting for ${what}`);}
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -129,7 +129,7 @@ try {
   results.fatal = String(e && e.stack || e);
 } finally {
   fs.writeFileSync(out, JSON.stringify(results, null, 2));
-  if (browser) await browser.close().catch(() => {});
+  if (browser) {await browser.close().catch(() => {});}
   if (server) { try { process.kill(-server.pid, "SIGKILL"); } catch { /* gone */ } }
   fs.rmSync(tmp, { recursive: true, force: true });
 }
