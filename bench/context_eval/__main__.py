@@ -94,7 +94,17 @@ def bootstrap(values: list[float], rng: np.random.Generator, n: int = 1000) -> t
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-async def run(n: int) -> dict:
+def local_window(item: dict, lines: int) -> dict:
+    """The same local code for every arm: the last ``lines`` lines of the prefix, a quarter as many of the suffix
+    (small enough that the prompt builder never trims them, with or without snippets)."""
+    if not lines:
+        return item
+    prefix = item["prefix"].split("\n")
+    suffix = item["suffix"].split("\n")
+    return {**item, "prefix": "\n".join(prefix[-lines:]), "suffix": "\n".join(suffix[: max(2, lines // 4)])}
+
+
+async def run(n: int, local_lines: int = 0) -> dict:
     rng = random.Random(SEED)
     work = Path(tempfile.mkdtemp(prefix="engram-ctx-"))
     items = []
@@ -113,7 +123,7 @@ async def run(n: int) -> dict:
         engrams[package] = e
         bm25s[package] = (BM25(chunks, texts), {(p, s, t): txt for (p, s, t), txt in zip(chunks, texts)})
         items.extend({**t, "package": package} for t in targets(package, rng, n // len(PACKAGES) + 1))
-    items = items[:n]
+    items = [local_window(it, local_lines) for it in items[:n]]
 
     def retrieve(arm: str, item: dict) -> list[Snippet]:
         query = "\n".join(item["prefix"].split("\n")[-10:])
@@ -156,7 +166,7 @@ async def run(n: int) -> dict:
     seconds = time.perf_counter() - started
     shutil.rmtree(work, ignore_errors=True)
     boot = np.random.default_rng(SEED)
-    out = {"arms": {}, "n": len(items), "seconds": round(seconds, 1), "packages": PACKAGES,
+    out = {"arms": {}, "n": len(items), "seconds": round(seconds, 1), "packages": PACKAGES, "local_lines": local_lines,
            "citation_precision": round(precise / max(1, total), 4),
            "defining_file_cited": round(right_file / max(1, len(symbols)), 4), "symbols": len(symbols)}
     for arm, rows in arms.items():
@@ -215,14 +225,17 @@ def plot(result: dict, path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=60)
+    parser.add_argument("--local-lines", type=int, default=0,
+                        help="give every arm the same local window: this many prefix lines (0: the whole file)")
     args = parser.parse_args()
-    result = asyncio.run(run(args.n))
+    result = asyncio.run(run(args.n, args.local_lines))
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "context_eval.json").write_text(json.dumps(result, indent=2))
+    suffix = f"-local{args.local_lines}" if args.local_lines else ""
+    (out / f"context_eval{suffix}.json").write_text(json.dumps(result, indent=2))
     table = report(result)
-    (out / "context_eval.md").write_text(table + "\n")
-    plot(result, ROOT / "docs" / "context_eval.png")
+    (out / f"context_eval{suffix}.md").write_text(table + "\n")
+    plot(result, ROOT / "docs" / f"context_eval{suffix}.png")
     print(table)
     return 0
 
