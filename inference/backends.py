@@ -9,14 +9,18 @@ checking ``should_stop`` after every piece.
 from __future__ import annotations
 
 import hashlib
-import http.client
+import ipaddress
 import json
+import logging
 import os
 import time
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
+from .http_stream import HTTPStatusError, Unreachable, post_events
+
 ShouldStop = Callable[[], bool]
+log = logging.getLogger("engram_ls.worker")
 
 
 class BackendError(Exception):
@@ -73,17 +77,26 @@ class LlamaBackend:
 
 
 class OpenAIBackend:
-    """An OpenAI-compatible server over HTTP with server-sent events; stdlib only. Token counts are estimated
-    (about four characters a token) because the remote tokenizer is not at hand."""
+    """An OpenAI-compatible server (llama-server, vLLM, ...) over HTTP with server-sent events; stdlib only.
+
+    FIM goes to ``/v1/completions`` as a raw prompt with the model's FIM tokens (built here, with the cross-file
+    context); chat to ``/v1/chat/completions``. A refused or dropped connection is retried for ``RETRY_S`` so that
+    a server restart is ridden out: a completion resumes where it broke (the text so far is appended to the
+    prompt), a chat is asked again and the part already delivered is skipped. Token counts are estimated (three
+    characters a token, on the safe side for code) because the remote tokenizer is a round-trip away. The API key
+    comes from an environment variable and never appears in logs or messages.
+    """
 
     name = "openai"
+    RETRY_S = 15.0          # long enough for a llama-server restart (model load: a few seconds)
+    BACKOFF_S = (0.1, 0.2, 0.5, 1.0)
 
-    def __init__(self, url: str, n_ctx: int = 4096, remote_model: str = "", api_key_env: str = "", timeout: float = 300,
-                 **_):
+    def __init__(self, url: str, n_ctx: int = 4096, remote_model: str = "", api_key_env: str = "", **_):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise BackendError(f"bad server URL {url!r}", "bad_request")
         self.parts = parts
+        self.origin = f"{parts.scheme}://{parts.netloc}"
         self.base = parts.path.rstrip("/")
         if not self.base.endswith("/v1"):
             self.base += "/v1"
@@ -91,60 +104,101 @@ class OpenAIBackend:
         self.n_ctx = n_ctx
         self.chat_template = True
         self.fim = True
-        self.timeout = timeout
+        self.key_env = api_key_env or "ENGRAM_LS_API_KEY"
         self.api_key = os.environ.get(api_key_env or "", "")
+        if self.api_key and parts.scheme == "http" and not _is_loopback(parts.hostname):
+            log.warning("the API key in $%s is sent over plain HTTP to %s: anyone on the network path can read "
+                        "it; use an https:// URL", self.key_env, parts.hostname)
 
     def count(self, text: str) -> int:
-        return len(text) // 4 + 1
+        return len(text) // 3 + 1
 
-    def _events(self, endpoint: str, body: dict, should_stop: ShouldStop) -> Iterator[dict]:
-        cls = http.client.HTTPSConnection if self.parts.scheme == "https" else http.client.HTTPConnection
-        conn = cls(self.parts.hostname, self.parts.port, timeout=self.timeout)
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        try:
+    def _redact(self, text: str) -> str:
+        return text.replace(self.api_key, "***") if self.api_key else text
+
+    def _stream(self, endpoint: str, body: dict, should_stop: ShouldStop, piece_of, resume) -> Iterator[str]:
+        """Streams text pieces, retrying a lost server; ``resume(body, text_so_far, pieces_so_far)`` gives the
+        body of a retry and how many characters of its output to skip."""
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        produced: list[str] = []
+        attempt_body, skip = body, 0
+        first_failure, failures = None, 0
+        while True:
             try:
-                conn.request("POST", self.base + endpoint, json.dumps(body), headers)
-                resp = conn.getresponse()
-            except OSError as e:
-                raise BackendError(f"inference server unreachable: {e}", "backend_unavailable") from None
-            if resp.status != 200:
-                detail = resp.read(500).decode("utf-8", "replace")
-                raise BackendError(f"inference server answered {resp.status}: {detail}", "model_error")
-            for raw in resp:
+                for event in post_events(self.parts, self.base + endpoint, attempt_body, headers, should_stop):
+                    piece = piece_of(event)
+                    if piece and skip:
+                        cut = min(skip, len(piece))
+                        piece, skip = piece[cut:], skip - cut
+                    if piece:
+                        produced.append(piece)
+                        first_failure, failures = None, 0
+                        yield piece
+                return
+            except HTTPStatusError as e:
+                raise self._status_error(e) from None
+            except Unreachable as e:
+                now = time.monotonic()
+                first_failure = first_failure or now
+                reason = self._redact(str(e))
                 if should_stop():
                     return
-                line = raw.decode("utf-8", "replace").strip()
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    return
-                try:
-                    yield json.loads(data)
-                except ValueError:
-                    raise BackendError(f"bad event from inference server: {data[:200]}", "model_error") from None
-        finally:
-            conn.close()  # closing the connection is how a remote generation is cancelled
+                if now - first_failure > self.RETRY_S:
+                    raise BackendError(f"inference server {self.origin} unreachable for {now - first_failure:.0f} s:"
+                                       f" {reason}", "backend_unavailable") from None
+                log.warning("inference server %s: %s; retrying", self.origin, reason)
+                end = time.monotonic() + self.BACKOFF_S[min(failures, len(self.BACKOFF_S) - 1)]
+                failures += 1
+                while time.monotonic() < end and not should_stop():
+                    time.sleep(0.01)  # backoff between attempts, cut short by a cancel
+                attempt_body, skip = resume(body, "".join(produced), len(produced))
+
+    def _status_error(self, e: HTTPStatusError) -> BackendError:
+        detail = self._redact(e.message)
+        if e.status in (401, 403):
+            given = f"the key in ${self.key_env}" if self.api_key else f"no key (${self.key_env} is not set)"
+            return BackendError(f"inference server {self.origin} refused the request ({e.status} {e.reason}: "
+                                f"{detail}): it was sent {given}; set ${self.key_env} to the server's API key",
+                                "model_error")
+        return BackendError(f"inference server {self.origin} answered {e.status} {e.reason}: {detail}",
+                            "model_error")
 
     def stream_prompt(self, prompt, max_tokens, temperature, stop, should_stop):
         body = {"model": self.model_name, "prompt": prompt, "max_tokens": max_tokens, "temperature": temperature,
-                "stop": stop[:4], "stream": True}
-        for event in self._events("/completions", body, should_stop):
-            text = (event.get("choices") or [{}])[0].get("text")
-            if text:
-                yield text
+                "stream": True}
+        if stop:
+            body["stop"] = list(dict.fromkeys(stop))
+
+        def resume(body, text, pieces):  # continue the same prompt: the model picks up where it broke
+            return {**body, "prompt": body["prompt"] + text, "max_tokens": max(1, body["max_tokens"] - pieces)}, 0
+
+        def piece_of(event):
+            return (event.get("choices") or [{}])[0].get("text")
+
+        yield from self._stream("/completions", body, should_stop, piece_of, resume)
 
     def stream_chat(self, messages, max_tokens, temperature, stop, should_stop):
         body = {"model": self.model_name, "messages": messages, "max_tokens": max_tokens,
                 "temperature": temperature, "stream": True}
         if stop:
-            body["stop"] = stop[:4]
-        for event in self._events("/chat/completions", body, should_stop):
-            text = ((event.get("choices") or [{}])[0].get("delta") or {}).get("content")
-            if text:
-                yield text
+            body["stop"] = list(dict.fromkeys(stop))
+
+        def resume(body, text, pieces):  # greedy decoding repeats itself: ask again, skip what was delivered
+            return body, len(text)
+
+        def piece_of(event):
+            return ((event.get("choices") or [{}])[0].get("delta") or {}).get("content")
+
+        yield from self._stream("/chat/completions", body, should_stop, piece_of, resume)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class StubBackend:
