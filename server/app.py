@@ -16,10 +16,10 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.json_rpc import JsonRPCRequestMessage, RPCRequest
 
-from engram_ls.inference import Inference, InferenceError
-
 from .config import ServerConfig, parse
+from .errors import BadRequest, response_error
 from .state import Roots
+from .workers import Models
 
 log = logging.getLogger("engram_ls.server")
 SERVER_NOT_INITIALIZED = -32002
@@ -62,6 +62,20 @@ class EngramProtocol(LanguageServerProtocol):
                 return _Answered()
             raise
 
+    def _send_handler_result(self, future, *, msg_id):
+        """Known internal errors become JSON-RPC errors through the one table in errors.py."""
+        error = None if future.cancelled() or future.exception() is None else response_error(future.exception())
+        if error is None:
+            super()._send_handler_result(future, msg_id=msg_id)
+            return
+        self._request_futures.pop(msg_id, None)
+        log.info("request %s failed: %s", msg_id, error.message)
+        self._send_response(msg_id, error=error)
+
+    def answer_parse_error(self, error: json.JSONDecodeError) -> None:
+        """Invalid JSON has no id to answer; JSON-RPC says to reply with a null id."""
+        self._send_response(None, None, JsonRpcParseError(f"invalid JSON: {error}").to_response_error())
+
     def handle_message(self, message):
         if isinstance(message, _Answered):
             return
@@ -92,78 +106,47 @@ class EngramServer(LanguageServer):
         self.config = ServerConfig()
         self.roots = Roots(self)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-encode")
-        self._inference: Inference | None = None
-        self._inference_task: asyncio.Task | None = None
-        self.inference_error: str | None = None
+        self.models = Models(lambda text: self.tell(types.MessageType.Error, text))
+        self.on_initialize: list = []  # feature modules register their optional features here, from the config
+
+    def tell(self, level: types.MessageType, text: str) -> None:
+        """One line for the user (window/showMessage), and the log."""
+        log.log(logging.WARNING if level <= types.MessageType.Warning else logging.INFO, "%s", text)
+        self.window_show_message(types.ShowMessageParams(level, f"engram-ls: {text}"))
+
+    def document(self, uri: str):
+        """The open text document for ``uri``; BadRequest when the client never opened it."""
+        if uri not in self.workspace.text_documents:
+            raise BadRequest(f"document not open: {uri}")
+        return self.workspace.get_text_document(uri)
+
+    @property
+    def position_encoding(self) -> str:
+        return self.workspace.position_encoding or types.PositionEncodingKind.Utf16
 
     # -- configuration --------------------------------------------------------------------------------------------
     def apply_settings(self, settings) -> list[str]:
         """Parses settings into ``self.config``; reports each warning once with window/showMessage."""
         config, warnings = parse(settings)
-        old = self.config
         self.config = config
         logging.getLogger("engram_ls").setLevel(config.log_level.upper())
         for warning in warnings:
-            log.warning("%s", warning)
-            self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, f"engram-ls: {warning}"))
-        if self._inference_task is not None and old.inference != config.inference:
-            asyncio.ensure_future(self.restart_inference())
+            self.tell(types.MessageType.Warning, warning)
+        asyncio.ensure_future(self.models.restart(config.inference))
         return warnings
 
-    # -- models ---------------------------------------------------------------------------------------------------
-    def start_inference(self) -> None:
-        if self._inference_task is None:
-            self._inference_task = asyncio.ensure_future(self._start_inference())
-
-    async def _start_inference(self) -> Inference | None:
-        inference = Inference(self.config.inference)
-        try:
-            await inference.start()
-        except InferenceError as e:
-            self.inference_error = str(e)
-            log.error("model workers unavailable: %s", e)
-            self.window_show_message(types.ShowMessageParams(
-                types.MessageType.Error, f"engram-ls: model workers unavailable: {e}"))
-            return None
-        self.inference_error = None
-        self._inference = inference
-        return inference
-
-    async def inference(self) -> Inference:
-        """The started model workers; raises InferenceError when they cannot run."""
-        self.start_inference()
-        inference = await asyncio.shield(self._inference_task)
-        if inference is None:
-            raise InferenceError(self.inference_error or "model workers unavailable", "model_error")
-        return inference
-
-    async def restart_inference(self) -> None:
-        old_task, self._inference_task = self._inference_task, None
-        if old_task is not None:
-            old = await old_task
-            if old is not None:
-                await old.close()
-        self._inference = None
-        self.start_inference()
-
-    def inference_status(self) -> dict:
-        if self._inference is not None:
-            return self._inference.status()
-        if self.inference_error:
-            return {"state": "unavailable", "error": self.inference_error}
-        return {"state": "starting" if self._inference_task else "not started"}
+    async def inference(self):
+        """The started model workers; InferenceError when they cannot run."""
+        return await self.models.get(self.config.inference)
 
     async def close(self) -> None:
-        if self._inference_task is not None:
-            inference = await self._inference_task
-            if inference is not None:
-                await inference.close()
+        await self.models.close()
         await self.roots.save_all()
 
     # -- errors outside requests ----------------------------------------------------------------------------------
     def report_server_error(self, error: Exception, source) -> None:
         if isinstance(error, json.JSONDecodeError):
-            self.protocol._send_response(None, None, JsonRpcParseError(f"invalid JSON: {error}").to_response_error())
+            self.protocol.answer_parse_error(error)
             return
         log.error("engram-ls error (%s): %s", getattr(source, "__name__", source), error)
 

@@ -13,10 +13,11 @@ import logging
 
 from lsprotocol import types
 
-from engram_ls.inference import InferenceError
 
 from .app import EngramServer
-from .context import check_position, clean, document, is_private, related, to_snippet
+from .context import clean, is_private, related, snippets
+from .convert import link
+from .ranges import check_position
 
 log = logging.getLogger("engram_ls.server")
 _ids = itertools.count(1)
@@ -50,18 +51,15 @@ class Completer:
 
     async def generate(self, ls: EngramServer, uri: str, position: types.Position):
         settings = ls.config.completion
-        if not settings.enabled or is_private(uri):
+        if is_private(uri):
             return None
-        doc = document(ls, uri)
+        doc = ls.document(uri)
         check_position(doc, position)
         ticket = self.tickets[uri] = self.tickets.get(uri, 0) + 1
         previous = self.running.pop(uri, None)
         if previous is not None:
             self.superseded += 1
-            try:
-                await (await ls.inference()).cancel(previous)
-            except InferenceError:
-                pass
+            await ls.models.cancel(previous)
         if settings.debounce_ms:
             await asyncio.sleep(settings.debounce_ms / 1000)  # debounce: a keystroke soon after wins
         if self.tickets.get(uri) != ticket:
@@ -81,7 +79,7 @@ class Completer:
         self.started += 1
         engram, rel = ls.roots.locate(uri)
         try:
-            answer = await inference.complete(clean(prefix), clean(suffix), [to_snippet(r, h) for r, h in hits],
+            answer = await inference.complete(clean(prefix), clean(suffix), snippets(hits),
                                               max_tokens=settings.max_tokens, request_id=rid,
                                               path=rel or uri.rsplit("/", 1)[-1],
                                               repo=engram.root.name if engram else "workspace", stop=STOPS)
@@ -102,42 +100,47 @@ class Completer:
                 "discarded": self.discarded, "wasted_tokens": self.wasted_tokens}
 
 
-def _inline_supported(ls: EngramServer) -> bool:
-    td = ls.client_capabilities.text_document
+def inline_supported(caps: types.ClientCapabilities) -> bool:
+    td = caps.text_document
     return bool(td and getattr(td, "inline_completion", None))
 
 
+def inline_item(text: str, pos: types.Position) -> types.InlineCompletionList:
+    return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=text, range=types.Range(pos, pos))])
+
+
+def completion_item(text: str, hits, pos: types.Position) -> types.CompletionList:
+    """One item whose label is the suggestion's first line; the documentation shows all of it and its context."""
+    first = next((line for line in text.split("\n") if line.strip()), text).strip()
+    sources = ", ".join(link(root, h.path, h.start_line, h.end_line) for root, h in hits)
+    doc = f"```\n{text}\n```" + (f"\n\nContext: {sources}" if sources else "")
+    return types.CompletionList(is_incomplete=True, items=[types.CompletionItem(
+        label=first[:80], kind=types.CompletionItemKind.Snippet, detail="engram-ls",
+        documentation=types.MarkupContent(types.MarkupKind.Markdown, doc), sort_text="0000",
+        filter_text=first, insert_text_format=types.InsertTextFormat.PlainText,
+        text_edit=types.TextEdit(types.Range(pos, pos), text))])
+
+
+def enable(ls: EngramServer) -> None:
+    """At initialize, from the configuration: inline completion for clients that have it, completion items for
+    the others, neither when ``completion.enabled`` is false."""
+    if not ls.config.completion.enabled:
+        return
+    completer = ls.completer
+    if inline_supported(ls.client_capabilities):
+        @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+        async def inline_completion(ls: EngramServer, params: types.InlineCompletionParams):
+            result = await completer.generate(ls, params.text_document.uri, params.position)
+            return inline_item(result[0], params.position) if result else None
+    else:
+        @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["."]))
+        async def completion(ls: EngramServer, params: types.CompletionParams):
+            result = await completer.generate(ls, params.text_document.uri, params.position)
+            if result is None:
+                return types.CompletionList(is_incomplete=True, items=[])
+            return completion_item(*result, params.position)
+
+
 def register(server: EngramServer) -> None:
-    completer = Completer()
-    server.completer = completer
-
-    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
-    async def inline_completion(ls: EngramServer, params: types.InlineCompletionParams):
-        result = await completer.generate(ls, params.text_document.uri, params.position)
-        if result is None:
-            return None
-        text, _ = result
-        pos = params.position
-        return types.InlineCompletionList(items=[
-            types.InlineCompletionItem(insert_text=text, range=types.Range(pos, pos))])
-
-    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["."]))
-    async def completion(ls: EngramServer, params: types.CompletionParams):
-        if _inline_supported(ls):
-            return None  # the client shows model completions inline instead
-        result = await completer.generate(ls, params.text_document.uri, params.position)
-        if result is None:
-            return types.CompletionList(is_incomplete=True, items=[])
-        text, hits = result
-        from .convert import link
-
-        first = next((l for l in text.split("\n") if l.strip()), text).strip()
-        sources = ", ".join(link(root, h.path, h.start_line, h.end_line) for root, h in hits)
-        doc = f"```\n{text}\n```" + (f"\n\nContext: {sources}" if sources else "")
-        pos = params.position
-        item = types.CompletionItem(
-            label=first[:80], kind=types.CompletionItemKind.Snippet, detail="engram-ls",
-            documentation=types.MarkupContent(types.MarkupKind.Markdown, doc), sort_text="0000",
-            filter_text=first, insert_text_format=types.InsertTextFormat.PlainText,
-            text_edit=types.TextEdit(types.Range(pos, pos), text))
-        return types.CompletionList(is_incomplete=True, items=[item])
+    server.completer = Completer()
+    server.on_initialize.append(enable)

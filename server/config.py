@@ -80,7 +80,7 @@ def parse(settings: Any) -> tuple[ServerConfig, list[str]]:
     """``(config, warnings)`` from the client's ``engram`` settings object (or None)."""
     config = ServerConfig()
     warnings: list[str] = []
-    if settings is None:
+    if settings is None or settings == []:  # Lua's empty table encodes as [] as well as {}
         return config, warnings
     if not isinstance(settings, dict):
         return config, [f"settings must be an object, got {type(settings).__name__}; using defaults"]

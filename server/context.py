@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-
-from lsprotocol import types
 
 from engram_ls.inference import Snippet
 from engram_ls.retrieval import Hit
@@ -14,8 +11,7 @@ from engram_ls.retrieval.walk import is_secret_path
 
 from .app import EngramServer
 from .convert import uri_to_path
-
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+from .errors import BadRequest
 
 
 def is_private(uri: str) -> bool:
@@ -24,15 +20,17 @@ def is_private(uri: str) -> bool:
     return path is not None and is_secret_path(path.name)
 
 
-def word_at(line: str, column: int) -> str:
-    for m in _WORD.finditer(line):
-        if m.start() <= column <= m.end():
-            return m.group(0)
-    return ""
+def refuse_private(uri: str) -> None:
+    if is_private(uri):
+        raise BadRequest("refusing to send a secret-bearing file to a model")
 
 
 def to_snippet(root: Path, hit: Hit) -> Snippet:
     return Snippet(hit.path, hit.start_line, hit.end_line, hit.text)
+
+
+def snippets(hits) -> list[Snippet]:
+    return [to_snippet(r, h) for r, h in hits]
 
 
 async def related(ls: EngramServer, query: str, k: int, uri: str | None = None,
@@ -55,19 +53,3 @@ async def related(ls: EngramServer, query: str, k: int, uri: str | None = None,
 def clean(text: str) -> str:
     """Text bound for a prompt, secrets redacted."""
     return redact(text)
-
-
-def document(ls: EngramServer, uri: str):
-    """pygls's text document for ``uri``, or an InvalidParams error when it is not open."""
-    from pygls.exceptions import JsonRpcInvalidParams
-
-    if uri not in ls.workspace.text_documents:
-        raise JsonRpcInvalidParams(f"document not open: {uri}")
-    return ls.workspace.get_text_document(uri)
-
-
-def check_position(doc, position: types.Position) -> None:
-    from pygls.exceptions import JsonRpcInvalidParams
-
-    if position.line > len(doc.lines):
-        raise JsonRpcInvalidParams(f"line {position.line} is past the end of the document ({len(doc.lines)} lines)")

@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from lsprotocol import types
+from lsprotocol.converters import get_converter
 from pygls.uris import from_fs_path, to_fs_path
 
 from engram_ls.retrieval import Hit
@@ -98,6 +99,14 @@ def link(root: Path, path: str, start_line: int, end_line: int | None = None) ->
     """A clickable Markdown citation: ``[path:12-20](file:///abs/path#L12)``."""
     span = f"{start_line}-{end_line}" if end_line and end_line != start_line else f"{start_line}"
     return f"[{path}:{span}]({path_to_uri(root / path)}#L{start_line})"
+
+
+_converter = get_converter()
+
+
+def to_json(value) -> dict:
+    """An lsprotocol value as the JSON-ready dict the client would receive."""
+    return _converter.unstructure(value)
 
 
 def lsp_range(start_line: int, start_char: int, end_line: int, end_char: int) -> types.Range:

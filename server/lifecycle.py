@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from lsprotocol import types
 
@@ -12,13 +13,12 @@ from .convert import uri_to_path
 log = logging.getLogger("engram_ls.server")
 
 
-def _folder_paths(params: types.InitializeParams) -> list:
+def _folder_paths(params: types.InitializeParams) -> list[Path]:
     folders = params.workspace_folders or []
     paths = [uri_to_path(f.uri) for f in folders]
     if not paths and params.root_uri:
         paths = [uri_to_path(params.root_uri)]
     elif not paths and params.root_path:
-        from pathlib import Path
         paths = [Path(params.root_path)]
     return [p for p in paths if p is not None]
 
@@ -42,7 +42,11 @@ def register(server: EngramServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: EngramServer, params: types.InitializeParams) -> None:
         ls.apply_settings(params.initialization_options)
-        ls.roots.set_roots(_folder_paths(params))
+        for enable in ls.on_initialize:
+            enable(ls)
+        folders = _folder_paths(params)
+        ls.roots.folders_given = bool(folders)
+        ls.roots.set_roots(folders)
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: EngramServer, params: types.InitializedParams) -> None:
@@ -57,7 +61,7 @@ def register(server: EngramServer) -> None:
             except Exception as e:
                 log.info("file watching not registered: %s", e)
         ls.roots.index_all()
-        ls.start_inference()
+        ls.models.start(ls.config.inference)  # loads and warms the workers while the user reads the code
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: EngramServer, params: types.DidChangeConfigurationParams) -> None:
@@ -82,6 +86,7 @@ def register(server: EngramServer) -> None:
         for folder in params.event.added:
             path = uri_to_path(folder.uri)
             if path is not None:
+                ls.roots.folders_given = True
                 ls.roots.add(path)
         ls.roots.index_all()
 

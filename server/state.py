@@ -1,5 +1,6 @@
-"""Workspace roots: one ``Engram`` per root folder, background indexing with work-done progress, and the mapping
-from a document URI to the engram and relative path that hold it.
+"""Workspace roots: one ``Engram`` per root folder, background indexing, and the mapping from a document URI to
+the engram and relative path that hold it. With no workspace folder at all, the folder of the first file opened
+becomes a root (a "loose folder"), bounded to ``LOOSE_MAX_FILES`` files.
 
 Encoding runs on one executor thread (numba and numpy release the GIL), so the event loop keeps serving while a
 workspace indexes; editor updates for the same document coalesce, so a typing storm costs one re-encode per burst.
@@ -8,9 +9,8 @@ workspace indexes; editor updates for the same document coalesce, so a typing st
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-import time
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,11 +19,13 @@ from lsprotocol import types
 from engram_ls.retrieval import Engram, Hit
 
 from .convert import path_to_uri, uri_to_path
+from .progress import Progress
 
 if TYPE_CHECKING:
     from .app import EngramServer
 
 log = logging.getLogger("engram_ls.server")
+LOOSE_MAX_FILES = 2000  # a loose folder may be a home or Downloads folder: index a project's worth, not all of it
 
 
 class Roots:
@@ -34,6 +36,8 @@ class Roots:
         self._dirty: dict[str, asyncio.Task] = {}
         self.last_summary: dict[str, dict] = {}
         self._save_error_shown: set[Path] = set()
+        self.folders_given = False  # the client named workspace folders; no loose folders then
+        self.loose: set[Path] = set()
 
     # -- roots ----------------------------------------------------------------------------------------------------
     def set_roots(self, paths: list[Path]) -> None:
@@ -47,12 +51,30 @@ class Roots:
         if not path.is_dir():
             log.warning("workspace folder %s is not a directory; ignored", path)
             return None
-        engram = Engram.open(path, self.server.config.index)
+        settings = self.server.config.index
+        if path in self.loose:
+            settings = dataclasses.replace(settings, max_files=min(settings.max_files, LOOSE_MAX_FILES))
+        engram = Engram.open(path, settings)
         if engram.load_warning:
-            self.server.window_show_message(types.ShowMessageParams(
-                types.MessageType.Warning, f"engram-ls: {engram.load_warning}"))
+            self.server.tell(types.MessageType.Warning, engram.load_warning)
         self.engrams[path] = engram
         return engram
+
+    def adopt_loose(self, uri: str) -> bool:
+        """With no workspace folder, the folder of an opened file outside every root becomes a root, indexed in
+        the background; the user is told once per folder. False when there is nothing to adopt."""
+        path = uri_to_path(uri)
+        if self.folders_given or path is None or not path.is_file() or self.locate(uri)[0] is not None:
+            return False
+        folder = path.parent.resolve()
+        self.loose.add(folder)
+        if self.add(folder) is None:
+            return False
+        self.server.tell(types.MessageType.Info,
+                         f"no workspace folder is open, so the folder of {path.name} is indexed: {folder} "
+                         f"(up to {LOOSE_MAX_FILES} files). Open a project folder to index a whole project.")
+        self.index_all()
+        return True
 
     def remove(self, path: Path) -> None:
         path = path.resolve()
@@ -101,55 +123,39 @@ class Roots:
 
     async def _index(self, root: Path) -> dict:
         engram = self.engrams[root]
-        server = self.server
         loop = asyncio.get_running_loop()
-        token = f"engram-index-{uuid.uuid4().hex[:8]}"
-        progress_ok = False
-        if _supports_progress(server):
-            try:
-                await asyncio.wait_for(server.work_done_progress.create_async(token), 10)
-                progress_ok = True
-            except Exception as e:  # the client may refuse; indexing goes on without a progress bar
-                log.info("no work-done progress: %s", e)
-        if progress_ok:
-            server.work_done_progress.begin(token, types.WorkDoneProgressBegin(
-                title=f"engram-ls: indexing {root.name}", cancellable=True, percentage=0))
-        state = {"last": 0.0}
-
-        def progress(done: int, total: int, path: str) -> None:
-            now = time.monotonic()
-            if progress_ok and (now - state["last"] > 0.2 or done == total):
-                state["last"] = now
-                pct = int(100 * done / total) if total else 100
-                loop.call_soon_threadsafe(server.work_done_progress.report, token, types.WorkDoneProgressReport(
-                    message=f"{done}/{total} {path}", percentage=pct))
-
-        def cancelled() -> bool:
-            fut = server.work_done_progress.tokens.get(token)
-            return bool(progress_ok and fut is not None and fut.cancelled())
+        loose = " (no workspace folder: the open file's folder)" if root in self.loose else ""
+        progress = Progress(self.server, f"engram-ls: indexing {root.name}{loose}")
+        await progress.begin()
 
         def work():
-            summary = engram.index_workspace(progress, cancelled)
+            summary = engram.index_workspace(progress.report, progress.cancelled)
             self.save_quietly(engram, loop)
             return summary
 
         try:
-            summary = await loop.run_in_executor(server.executor, work)
+            summary = await loop.run_in_executor(self.server.executor, work)
         except Exception as e:
             log.exception("indexing %s failed", root)
             self.last_summary[str(root)] = {"root": str(root), "error": str(e)}
-            if progress_ok:
-                server.work_done_progress.end(token, types.WorkDoneProgressEnd(message=f"failed: {e}"))
+            progress.end(f"failed: {e}")
             raise
         result = {"root": str(root), "files": summary.files, "chunks": summary.chunks,
                   "seconds": round(summary.seconds, 3), "encoded_files": summary.encoded_files,
                   "cancelled": summary.cancelled}
         self.last_summary[str(root)] = result
-        if progress_ok:
-            server.work_done_progress.end(token, types.WorkDoneProgressEnd(
-                message=("cancelled" if summary.cancelled else f"{summary.files} files, {summary.chunks} chunks")))
+        progress.end("cancelled" if summary.cancelled else f"{summary.files} files, {summary.chunks} chunks")
         log.info("indexed %s: %s", root, result)
         return result
+
+    async def reindex(self) -> dict:
+        """Indexes every root again; the totals, and each root's summary."""
+        results = await asyncio.gather(*self.index_all(), return_exceptions=True)
+        ok = [r for r in results if isinstance(r, dict)]
+        if not ok and results:
+            raise RuntimeError(f"reindexing failed: {results[0]}")
+        return {"files": sum(r["files"] for r in ok), "chunks": sum(r["chunks"] for r in ok),
+                "seconds": round(sum(r["seconds"] for r in ok), 3), "roots": ok}
 
     async def wait_indexed(self) -> None:
         tasks = [t for t in self.indexing.values() if not t.done()]
@@ -160,6 +166,8 @@ class Roots:
     def document_changed(self, uri: str) -> None:
         """Coalesces editor updates: the engram gets the document's latest text once the encoder is free."""
         engram, rel = self.locate(uri)
+        if engram is None and self.adopt_loose(uri):
+            engram, rel = self.locate(uri)
         if engram is None or not engram.is_indexable(rel):
             return
         if uri in self._dirty and not self._dirty[uri].done():
@@ -212,9 +220,9 @@ class Roots:
             log.warning("cannot save the engram store for %s: %s", engram.root, e)
             if engram.root not in self._save_error_shown:
                 self._save_error_shown.add(engram.root)
-                loop.call_soon_threadsafe(self.server.window_show_message, types.ShowMessageParams(
-                    types.MessageType.Warning,
-                    f"engram-ls: cannot save the index for {engram.root.name} ({e.strerror or e}); serving it from memory"))
+                loop.call_soon_threadsafe(self.server.tell, types.MessageType.Warning,
+                                          f"cannot save the index for {engram.root.name} ({e.strerror or e}); "
+                                          f"serving it from memory")
             return False
 
     async def save_all(self) -> None:
@@ -223,7 +231,7 @@ class Roots:
             await loop.run_in_executor(self.server.executor, self.save_quietly, engram, loop)
 
     def status(self) -> dict:
-        return {str(root): {**engram.stats(), "uri": path_to_uri(root),
+        return {str(root): {**engram.stats(), "uri": path_to_uri(root), "loose": root in self.loose,
                             "indexing": not self.indexing.get(root, _Done()).done() or str(root) not in self.last_summary}
                 for root, engram in self.engrams.items()}
 
@@ -231,9 +239,3 @@ class Roots:
 class _Done:
     def done(self) -> bool:
         return True
-
-
-def _supports_progress(server: "EngramServer") -> bool:
-    caps = server.client_capabilities
-    window = getattr(caps, "window", None)
-    return bool(window and window.work_done_progress)

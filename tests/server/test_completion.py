@@ -2,9 +2,10 @@
 
 import asyncio
 
+import pytest
 from lsprotocol import types
 
-from .conftest import change, indexed, open_doc, start, stop
+from .conftest import STUB, change, indexed, open_doc, start, stop
 
 SLOW_STUB = {"backend": {"kind": "stub"}, "inference": {"stubDelayMs": 40}, "completion": {"debounceMs": 0}}
 
@@ -38,11 +39,24 @@ async def test_neovim_gets_completion_items_instead(workspace, tmp_path):
         await stop(client)
 
 
-async def test_vscode_with_inline_completion_gets_no_duplicate_completion_items(client, workspace):
-    uri = open_doc(client, workspace / "shop/cart.py")
-    result = await client.text_document_completion_async(types.CompletionParams(
-        text_document=types.TextDocumentIdentifier(uri), position=types.Position(14, 8)))
-    assert result is None or not result.items
+async def test_completion_is_registered_from_the_configuration_at_initialize(workspace, tmp_path):
+    """Inline completion for a client that has it (no duplicate completion items), completion items for one that
+    does not, neither when completion is disabled."""
+    for kind, options, inline, items in (("vscode", STUB, True, False), ("neovim", STUB, False, True),
+                                         ("vscode", {**STUB, "completion": {"enabled": False}}, False, False),
+                                         ("neovim", {**STUB, "completion": {"enabled": False}}, False, False)):
+        client = await start(workspace, tmp_path / "cache", options=options, kind=kind)
+        try:
+            caps = client.init_result.capabilities
+            assert (caps.inline_completion_provider is not None, caps.completion_provider is not None) == (
+                inline, items), (kind, options)
+            if not items:
+                uri = open_doc(client, workspace / "shop/cart.py")
+                with pytest.raises(Exception, match="textDocument/completion"):  # -32601: not offered at all
+                    await client.text_document_completion_async(types.CompletionParams(
+                        text_document=types.TextDocumentIdentifier(uri), position=types.Position(14, 8)))
+        finally:
+            await stop(client)
 
 
 async def test_newer_request_supersedes_and_cancels_the_older(workspace, tmp_path):
