@@ -1,36 +1,42 @@
 """``Engram``: one workspace's engrams, kept current document by document, searched with citations.
 
-Holds the chunk table, per-document state, and the hierarchy of exact aggregates (file -> folder -> workspace).
-Each aggregate is a sum of integer engrams updated as ``new = old - removed + added``; search ranks chunks, and the
-hierarchy only scopes and nudges — never one saturated superposition.
+A thin facade over parts with one job each: ``FeatureTable`` (feature ids, HVs, document frequencies),
+``ChunkTable`` (chunk columns, feature arena, postings), ``documents`` (per-file state and the text diff),
+``chunking`` (tree-sitter units), ``encoder`` (features -> weights, norms), ``ranking`` (two-stage search),
+``semantic`` (Random Indexing) and ``store`` (plain snapshots on disk).
+
+A keystroke is incremental: the diff gives the changed lines, later chunks shift, and only the chunks that overlap
+the change are re-encoded, so the new text is searchable at once. The syntax structure (which units exist) is
+brought up to date by ``settle()``, which re-parses incrementally with tree-sitter and re-encodes only chunks whose
+span or text changed; the server runs it when typing pauses, and it never runs on a query path.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import math
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from . import store as store_mod
-from . import vsa
-from .chunking import Chunk, chunk_spans, chunk_text, digest_of, lines_of
-from .encoder import Vocabulary, chunk_weights, encode, idf, norms, probe
-from .features import code_features, query_features
-from .index import ChunkRecord, ChunkTable
+from . import ranking, store as store_mod, vsa
+from .chunk_table import KINDS, ChunkTable
+from .chunking import Chunk, chunk_text, digest_int, parser_for, spans_for
+from .documents import Document, diff, map_line, normalise, sha_of, split_lines
+from .encoder import encode_chunks, engram_of
+from .features import path_words
 from .secrets import redact
 from .semantic import TermSpace
 from .settings import IndexSettings
-from .walk import WorkspaceFilter, is_binary, read_text_file, walk_files
+from .vocabulary import FeatureTable
+from .walk import WorkspaceFilter, read_text_file, walk_files
 
-EXPANSION_WEIGHT = 0.35
+FAST_PATH_MAX_CHUNKS = 4          # a change touching more chunks than this is re-chunked at once
+SEMANTIC_REFRESH_SHARE = 0.1      # settle() re-learns the semantic layer when this share of chunks changed
+_PEM_MARK = "PRIVATE KEY-----"
 
 
 @dataclass(frozen=True)
@@ -52,21 +58,7 @@ class IndexSummary:
     encoded_files: int
     removed_files: int
     cancelled: bool = False
-
-
-@dataclass
-class _Document:
-    sha: str
-    size: int
-    mtime_ns: int
-    slots: list[int] = field(default_factory=list)
-    text: str | None = None          # kept for open (edited) documents; others are read back from disk
-    dims: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))   # file aggregate
-    vals: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    skipped: dict | None = None
 
 
 def _apply_change(text: str, start: tuple[int, int], end: tuple[int, int], new_text: str) -> str:
@@ -88,8 +80,17 @@ def _apply_change(text: str, start: tuple[int, int], end: tuple[int, int], new_t
     return text[:a] + new_text + text[b:]
 
 
+def _redacted_texts(lines: list[str], spans, whole_doc_pem: bool) -> list[str]:
+    """Chunk texts with secrets redacted. Redaction is per chunk (it costs what the edit touched) unless the
+    document holds a private key block, which may span chunks: then the whole document is redacted first."""
+    if whole_doc_pem:
+        lines = redact("\n".join(lines)).split("\n")
+        return [chunk_text(lines, s[0], s[1]) for s in spans]
+    return [redact(chunk_text(lines, s[0], s[1])) for s in spans]
+
+
 class Engram:
-    """A workspace's engram index. Thread-safe: every public method takes one lock."""
+    """A workspace's engram index. Thread-safe: every public method takes one lock, held only for short steps."""
 
     def __init__(self, root: Path, settings: IndexSettings | None = None, cache_dir: Path | None = None):
         self.root = Path(root).resolve()
@@ -101,19 +102,32 @@ class Engram:
         self._reset()
 
     def _reset(self) -> None:
-        self.vocab = Vocabulary()
+        self.features = FeatureTable()
         self.table = ChunkTable()
-        self.docs: dict[str, _Document] = {}
-        self.df: Counter = Counter()
-        self.folders: dict[str, np.ndarray] = {}
+        self.docs: dict[str, Document] = {}
+        self.doc_paths: list[str | None] = []
+        self._free_doc_ids: list[int] = []
         self.terms = TermSpace()
-        self._terms_stale = True
+        self._changed_since_semantic = 0
+        self._folder_cache: dict[str, tuple[int, np.ndarray]] = {}
+        self._version = 0
 
     @classmethod
     def open(cls, root: Path, settings: IndexSettings | None = None, cache_dir: Path | None = None) -> "Engram":
         """Opens a workspace, loading its persisted store when it is valid (else ``load_warning`` says why)."""
         engram = cls(root, settings, cache_dir)
-        engram.load_warning = store_mod.load(engram)
+        try:
+            snapshot = store_mod.load(engram.store_path, str(engram.root))
+        except store_mod.StoreError as e:
+            engram.load_warning = f"{e}; rebuilding the index"
+            snapshot = None
+        if snapshot is not None:
+            try:
+                engram._restore(snapshot)
+            except Exception as e:  # never a crash, never silently wrong: start empty and say so
+                engram._reset()
+                engram.load_warning = (f"engram store {engram.store_path} could not be loaded "
+                                       f"({type(e).__name__}: {e}); rebuilding the index")
         return engram
 
     # -- documents ------------------------------------------------------------------------------------------------
@@ -122,12 +136,18 @@ class Engram:
         return bool(path) and not path.startswith("../") and not self._filter.excluded(path)
 
     def set_document(self, path: str, text: str, keep_text: bool = True) -> None:
-        """Replaces a document's content; only chunks whose text changed are re-encoded."""
+        """Replaces a document's content. For a document already open this is incremental: only the chunks that
+        overlap the changed lines are re-encoded now (see ``settle`` for the rest)."""
         with self._lock:
-            if "\0" in text[:8192] or len(text.encode("utf-8", "surrogatepass")) > self.settings.max_file_bytes:
+            if "\0" in text[:8192] or len(text) > self.settings.max_file_bytes or \
+                    len(text.encode("utf-8", "surrogatepass")) > self.settings.max_file_bytes:
                 self.remove_document(path)
                 return
-            self._index_text(path, text, size=len(text), mtime_ns=0, keep_text=keep_text)
+            doc = self.docs.get(path)
+            if keep_text and doc is not None and doc.lines is not None and self._edit(path, doc, text):
+                return
+            self._index_text(path, text, size=len(text), mtime_ns=0 if doc is None else doc.mtime_ns,
+                             keep_text=keep_text)
 
     def apply_edit(self, path: str, start: tuple[int, int], end: tuple[int, int], new_text: str) -> None:
         """Applies an LSP-style edit (0-based line, code-point column) to a document and updates its engrams."""
@@ -143,9 +163,10 @@ class Engram:
             if doc is None:
                 return
             for slot in doc.slots:
-                self._drop_slot(slot)
-            self._update_folders(path, doc.dims, doc.vals, -1)
-            self._terms_stale = True
+                self._drop(slot)
+            self.doc_paths[doc.doc_id] = None
+            self._free_doc_ids.append(doc.doc_id)
+            self._touch()
 
     def document_text(self, path: str) -> str | None:
         """The document's current text (the edited text for open documents, else the file on disk)."""
@@ -153,7 +174,7 @@ class Engram:
             doc = self.docs.get(path)
             if doc is not None and doc.text is not None:
                 return doc.text
-            return read_text_file(self.root / path, self.settings.max_file_bytes)
+        return read_text_file(self.root / path, self.settings.max_file_bytes)
 
     def documents(self) -> list[str]:
         with self._lock:
@@ -165,30 +186,45 @@ class Engram:
             doc = self.docs.get(path)
             if doc is None:
                 return []
-            out = []
-            for s in doc.slots:
-                r = self.table.records[s]
-                out.append(Chunk(path, r.start_line, r.end_line, r.digest, r.kind, r.symbol))
-            return out
+            t = self.table
+            return [Chunk(path, int(t.start[s]), int(t.end[s]), f"{int(t.digest[s]):016x}", KINDS[t.kind[s]],
+                          t.symbols[s]) for s in doc.slots]
 
     def file_vector(self, path: str) -> tuple[np.ndarray, np.ndarray]:
+        """The file's engram: the exact sum of its chunks' engrams (sparse int32 dims, int64 values)."""
         with self._lock:
             doc = self.docs[path]
-            return doc.dims.copy(), doc.vals.copy()
+            if doc.vector is None:
+                doc.vector = self._sum_slots(doc.slots, +1)
+            return doc.vector[0].copy(), doc.vector[1].copy()
 
     def folder_vector(self, folder: str) -> np.ndarray:
-        """Dense int64 aggregate of a folder ('' is the workspace), shape (DIM,)."""
+        """Dense int64 aggregate of a folder ('' is the workspace), shape (DIM,), computed when asked and cached
+        until the index changes."""
+        folder = folder.strip("/")
         with self._lock:
-            return self.folders.get(folder, np.zeros(vsa.DIM, np.int64)).copy()
+            cached = self._folder_cache.get(folder)
+            if cached is not None and cached[0] == self._version:
+                return cached[1].copy()
+            agg = np.zeros(vsa.DIM, np.int64)
+            prefix = folder + "/" if folder else ""
+            for path in self.docs:
+                if path.startswith(prefix):
+                    dims, vals = self.file_vector(path)
+                    agg[dims] += vals
+            self._folder_cache[folder] = (self._version, agg)
+            return agg.copy()
 
     # -- indexing -------------------------------------------------------------------------------------------------
     def index_workspace(self, progress: Callable[[int, int, str], None] | None = None,
                         cancelled: Callable[[], bool] | None = None) -> IndexSummary:
-        """Brings the index up to date with the files on disk; re-encodes only files whose content changed."""
+        """Brings the index up to date with the files on disk; re-encodes only files whose content changed.
+        The lock is taken per file, so searches and edits interleave with a long index."""
         started = time.perf_counter()
         paths = list(walk_files(self.root, self.settings, skip=(store_mod.cache_root(),)))
         encoded = 0
         present = set()
+        skipped: dict[str, int] = {}
         was_cancelled = False
         for n, path in enumerate(paths):
             if cancelled is not None and cancelled():
@@ -204,16 +240,18 @@ class Engram:
                 continue
             with self._lock:
                 doc = self.docs.get(path)
-                if doc is not None and doc.text is not None:
-                    continue  # open in the editor: the editor's text wins
-                if doc is not None and doc.size == st.st_size and doc.mtime_ns == st.st_mtime_ns:
-                    continue
+                if doc is not None and (doc.text is not None or
+                                        (doc.size == st.st_size and doc.mtime_ns == st.st_mtime_ns)):
+                    continue  # open in the editor (the editor's text wins), or unchanged
             text = read_text_file(full, self.settings.max_file_bytes)
+            if text is None:
+                reason = "too large" if st.st_size > self.settings.max_file_bytes else "binary"
+                skipped[reason] = skipped.get(reason, 0) + 1
             with self._lock:
                 if text is None:
                     self.remove_document(path)
                     continue
-                if doc is not None and doc.sha == _sha(text):
+                if doc is not None and doc.sha == sha_of(text):
                     doc.size, doc.mtime_ns = st.st_size, st.st_mtime_ns
                     continue
                 self._index_text(path, text, st.st_size, st.st_mtime_ns, keep_text=False)
@@ -225,12 +263,14 @@ class Engram:
                     self.remove_document(path)
                     removed += 1
         with self._lock:
-            self.table.build_postings()
-            self._refresh_terms()
+            if encoded or removed or self.table.fresh:
+                self.table.build_postings(self.features.size)
+            if encoded or removed or not self.terms.words:
+                self.refresh_semantic()
             if progress is not None:
                 progress(len(paths), len(paths), "")
             return IndexSummary(len(self.docs), len(self.table), time.perf_counter() - started, encoded, removed,
-                                was_cancelled)
+                                was_cancelled, skipped)
 
     def refresh_file(self, path: str) -> None:
         """Re-reads one file from disk (didSave / watched-file change); removes it when gone or not indexable."""
@@ -244,6 +284,11 @@ class Engram:
                 self.remove_document(path)
                 return
             st = full.stat()
+            doc = self.docs.get(path)
+            if doc is not None and doc.text is not None:
+                doc.size, doc.mtime_ns = st.st_size, st.st_mtime_ns
+                self.set_document(path, text)  # the saved text: incremental against the editor's
+                return
             self._index_text(path, text, st.st_size, st.st_mtime_ns, keep_text=False)
 
     def close_document(self, path: str) -> None:
@@ -251,180 +296,334 @@ class Engram:
         with self._lock:
             doc = self.docs.get(path)
             if doc is not None and doc.text is not None:
-                doc.text = None
+                doc.text = doc.lines = doc.data = doc.tree = None
                 if (self.root / path).exists():
                     self.refresh_file(path)
                 else:
                     self.remove_document(path)
 
-    def _index_text(self, path: str, text: str, size: int, mtime_ns: int, keep_text: bool) -> None:
-        clean = redact(text)
-        lines = lines_of(clean)
-        spans = chunk_spans(path, clean)
-        old = self.docs.get(path)
-        reusable: dict[str, list[int]] = {}
-        if old is not None:
-            for s in old.slots:
-                reusable.setdefault(self.table.records[s].digest, []).append(s)
-        new_slots = []
-        for start, end, kind, symbol in spans:
-            body = chunk_text(lines, start, end)
-            digest = digest_of(body)
-            pool = reusable.get(digest)
-            if pool:
-                slot = pool.pop(0)
-                r = self.table.records[slot]
-                r.start_line, r.end_line, r.kind, r.symbol = start, end, kind, symbol
-            else:
-                slot = self._encode_chunk(path, start, end, digest, kind, symbol, body)
-            new_slots.append(slot)
-        for slots in reusable.values():
-            for s in slots:
-                self._drop_slot(s)
-        dims, vals = self._file_sum(new_slots)
-        if old is not None:
-            self._update_folders(path, old.dims, old.vals, -1)
-        self._update_folders(path, dims, vals, +1)
-        self.docs[path] = _Document(_sha(text), size, mtime_ns, new_slots, text if keep_text else None, dims, vals)
-        self._terms_stale = True
-        if len(self.vocab) > 2 * len(self.df) + 20_000:
-            self._compact_vocab()
+    def settle(self) -> int:
+        """Brings the syntax structure of edited documents up to date (incremental tree-sitter re-parse; only chunks
+        whose span or text changed are re-encoded), rebuilds the postings when many slots are fresh, and refreshes
+        the semantic layer when much has changed. Background work: returns how many documents it settled."""
+        with self._lock:
+            pending = [p for p, d in self.docs.items() if not d.settled]
+            for path in pending:
+                self._settle(path, self.docs[path])
+            if self.table.needs_rebuild():
+                self.table.build_postings(self.features.size)
+            if self._changed_since_semantic > SEMANTIC_REFRESH_SHARE * max(1, self.table.alive):
+                self.refresh_semantic()
+            return len(pending)
 
-    def _compact_vocab(self) -> None:
-        """Drops features no live chunk uses. Typing creates a stream of transient identifiers (``fo``, ``foo``,
-        ``foob``…); without this the vocabulary would grow for as long as the server runs."""
-        used = sorted(self.df)
-        remap = np.full(len(self.vocab), -1, np.int64)
-        remap[used] = np.arange(len(used))
-        fresh = Vocabulary()
-        fresh.names = [self.vocab.names[i] for i in used]
-        fresh.ids = {name: i for i, name in enumerate(fresh.names)}
-        fresh._dims = [self.vocab.dims_of(i) for i in used]
-        for r in self.table.records:
-            if r is not None:
-                r.ids = remap[r.ids].astype(np.int32)
-        self.df = Counter({int(remap[f]): c for f, c in self.df.items()})
-        self.vocab = fresh
+    def refresh_semantic(self) -> None:
+        """Re-learns the Random Indexing layer from every live chunk's words (background work)."""
+        with self._lock:
+            t = self.table
+            slots = t.live_slots()
+            lens = t.feat_len[slots].astype(np.int64)
+            idx = np.repeat(t.feat_start[slots], lens) + (np.arange(int(lens.sum())) -
+                                                           np.repeat(np.cumsum(lens) - lens, lens))
+            ids = t.feat_ids[idx]
+            words = t.feat_ids[idx][self.features.role[ids] == 0]
+            owner = np.repeat(np.arange(len(slots)), lens)[self.features.role[ids] == 0]
+            ptr = np.zeros(len(slots) + 1, np.int64)
+            np.cumsum(np.bincount(owner, minlength=len(slots)), out=ptr[1:])
+            names = [n[2:] if n is not None else None for n in self.features.names]
+            self.terms = TermSpace.learn_arrays(ptr, words.astype(np.int64), names)
+            self._changed_since_semantic = 0
 
-    def _encode_chunk(self, path, start, end, digest, kind, symbol, body) -> int:
-        counts = code_features(body, path)
-        ids, weights = chunk_weights(counts, self.vocab)
-        dims, vals = encode(ids, weights, self.vocab)
-        for fid in ids:
-            self.df[int(fid)] += 1
-        full, lexical = norms(ids, weights, vals, self.vocab)
-        return self.table.add(ChunkRecord(path, start, end, digest, kind, symbol, ids, weights, dims, vals, full,
-                                          lexical, int(weights.sum())))
+    # -- internals: encoding --------------------------------------------------------------------------------------
+    def _doc_id(self, path: str) -> int:
+        if self._free_doc_ids:
+            i = self._free_doc_ids.pop()
+            self.doc_paths[i] = path
+            return i
+        self.doc_paths.append(path)
+        return len(self.doc_paths) - 1
 
-    def _drop_slot(self, slot: int) -> None:
-        r = self.table.records[slot]
-        if r is None:
-            return
-        for fid in r.ids:
-            fid = int(fid)
-            self.df[fid] -= 1
-            if self.df[fid] <= 0:
-                del self.df[fid]
-        self.table.remove(slot)
+    def _touch(self) -> None:
+        self._version += 1
 
-    def _file_sum(self, slots: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        if not slots:
+    def _drop(self, slot: int) -> None:
+        self.features.count(self.table.remove(slot), -1)
+        self._changed_since_semantic += 1
+
+    def _encode_spans(self, path: str, doc: Document, lines: list[str], spans, has_pem: bool) -> list[int]:
+        texts = _redacted_texts(lines, spans, has_pem)
+        ids_list, w_list, norms, lex = encode_chunks(self.features, texts, path_words(path))
+        slots = []
+        for (start, end, kind, symbol), text, ids, w, n, ln in zip(spans, texts, ids_list, w_list, norms, lex):
+            slots.append(self.table.add(doc.doc_id, start, end, kind, symbol, digest_int(text), ids, w, n, ln))
+        self._changed_since_semantic += len(slots)
+        return slots
+
+    def _sum_slots(self, slots, sign: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sum of the slots' engrams (sparse), times ``sign``."""
+        if not len(slots):
             return np.empty(0, np.int32), np.empty(0, np.int64)
-        dims = np.concatenate([self.table.records[s].dims for s in slots]).astype(np.int64)
-        vals = np.concatenate([self.table.records[s].vals for s in slots]).astype(np.int64)
-        uniq, inv = np.unique(dims, return_inverse=True)
-        sums = np.zeros(len(uniq), np.int64)
-        np.add.at(sums, inv, vals)
-        keep = sums != 0
-        return uniq[keep].astype(np.int32), sums[keep]
+        parts = [self.table.features(s) for s in slots]
+        ids = np.concatenate([p[0] for p in parts])
+        w = np.concatenate([p[1] for p in parts]).astype(np.int64) * sign
+        return vsa.bundle(self.features.hv[ids], w)
 
-    def _update_folders(self, path: str, dims: np.ndarray, vals: np.ndarray, sign: int) -> None:
-        parts = path.split("/")[:-1]
-        for depth in range(len(parts) + 1):
-            folder = "/".join(parts[:depth])
-            agg = self.folders.get(folder)
-            if agg is None:
-                agg = self.folders[folder] = np.zeros(vsa.DIM, np.int64)
-            np.add.at(agg, dims.astype(np.int64), sign * vals.astype(np.int64))
-            if sign < 0 and not agg.any():
-                del self.folders[folder]
+    def _replace_slots(self, doc: Document, removed: list[int], added: list[int]) -> None:
+        """Updates the file aggregate by the sparse delta (added - removed), then frees the removed slots."""
+        if doc.vector is not None and (removed or added):
+            delta_dims, delta_vals = [doc.vector[0]], [doc.vector[1]]
+            for slots, sign in ((removed, -1), (added, +1)):
+                if slots:
+                    d, v = self._sum_slots(slots, sign)
+                    delta_dims.append(d)
+                    delta_vals.append(v)
+            doc.vector = vsa.sparse_sum(np.concatenate(delta_dims), np.concatenate(delta_vals))
+        for s in removed:
+            self._drop(s)
+        self._touch()
 
-    def _refresh_terms(self) -> None:
-        if not self._terms_stale:
+    def _index_text(self, path: str, text: str, size: int, mtime_ns: int, keep_text: bool) -> None:
+        """Chunks and encodes a whole document, keeping the chunks whose span and text did not change."""
+        norm = normalise(text)
+        lines = split_lines(norm)
+        doc = self.docs.get(path)
+        if doc is None:
+            doc = self.docs[path] = Document(self._doc_id(path), "", 0, 0)
+        tree = None
+        if keep_text:
+            parser = parser_for(path)
+            data = norm.encode("utf-8", "surrogatepass")
+            tree = parser.parse(data) if parser is not None else None
+            doc.text, doc.lines, doc.data, doc.tree = text, lines, data, tree
+        else:
+            doc.text = doc.lines = doc.data = doc.tree = None
+        doc.sha, doc.size, doc.mtime_ns = sha_of(text), size, mtime_ns
+        self._rechunk(path, doc, lines, spans_for(path, lines, tree), _PEM_MARK in norm)
+        doc.settled = True
+
+    def _rechunk(self, path: str, doc: Document, lines: list[str], spans, has_pem: bool) -> None:
+        """Makes the document's chunks equal to ``spans``: unchanged chunks (same span, kind, symbol and text) keep
+        their slots; the rest are encoded."""
+        t = self.table
+        texts = _redacted_texts(lines, spans, has_pem)
+        existing = {}
+        for s in doc.slots:
+            existing.setdefault((int(t.start[s]), int(t.end[s]), KINDS[t.kind[s]], t.symbols[s], int(t.digest[s])),
+                                []).append(s)
+        keep: dict[int, int] = {}
+        todo = []
+        for i, (span, text) in enumerate(zip(spans, texts)):
+            pool = existing.get((span[0], span[1], span[2], span[3], digest_int(text)))
+            if pool:
+                keep[i] = pool.pop()
+            else:
+                todo.append(i)
+        removed = [s for pool in existing.values() for s in pool]
+        new_slots = self._encode_spans(path, doc, lines, [spans[i] for i in todo], has_pem) if todo else []
+        added = dict(zip(todo, new_slots))
+        doc.slots = [keep[i] if i in keep else added[i] for i in range(len(spans))]
+        self._replace_slots(doc, removed, new_slots)
+
+    # -- internals: the incremental path --------------------------------------------------------------------------
+    def _edit(self, path: str, doc: Document, text: str) -> bool:
+        """The keystroke path. Returns False when the change is too large for it (the caller re-chunks)."""
+        norm = normalise(text)
+        data = norm.encode("utf-8", "surrogatepass")
+        change = diff(doc.data, data)
+        if change is None:
+            doc.text = text
+            return True
+        t = self.table
+        first, old_last = change.start + 1, change.old_end + 1
+        touched = [i for i, s in enumerate(doc.slots) if t.start[s] <= old_last and t.end[s] >= first]
+        if not touched and doc.slots:       # typed between chunks: the chunk above (or below) takes the lines
+            above = [i for i, s in enumerate(doc.slots) if t.end[s] < first]
+            touched = [above[-1] if above else 0]
+        if len(touched) > FAST_PATH_MAX_CHUNKS or not doc.slots:
+            return False
+        lines = doc.lines[:change.start] + split_lines(data[self._line_offset(data, change.start):
+                                                             self._line_end(data, change.new_end)]
+                                                       .decode("utf-8", "surrogatepass")) + \
+            doc.lines[change.old_end + 1:]
+        if doc.tree is not None:
+            self._edit_tree(doc, data)
+        for s in doc.slots:                  # shift spans (touched ones are re-encoded below)
+            t.move(s, map_line(int(t.start[s]), change, False), map_line(int(t.end[s]), change, True))
+        if touched:
+            i0 = touched[0]
+            if t.start[doc.slots[i0]] > first:
+                t.move(doc.slots[i0], first, int(t.end[doc.slots[i0]]))
+            i1 = touched[-1]
+            if t.end[doc.slots[i1]] < change.new_end + 1:
+                t.move(doc.slots[i1], int(t.start[doc.slots[i1]]), change.new_end + 1)
+        doc.text, doc.lines, doc.data = text, lines, data
+        doc.sha, doc.size = sha_of(text), len(text)
+        spans, old = [], []
+        for i in touched:
+            s = doc.slots[i]
+            start, end = int(t.start[s]), min(int(t.end[s]), len(lines))
+            if end >= start:
+                spans.append((start, end, KINDS[t.kind[s]], t.symbols[s]))
+            old.append(s)
+        new_slots = self._encode_spans(path, doc, lines, spans, _PEM_MARK in norm) if spans else []
+        touched_set = set(touched)
+        keep = [s for i, s in enumerate(doc.slots) if i not in touched_set]
+        doc.slots = sorted(keep + new_slots, key=lambda s: (int(t.start[s]), int(t.end[s])))
+        self._replace_slots(doc, old, new_slots)
+        doc.settled = False
+        return True
+
+    @staticmethod
+    def _line_offset(data: bytes, line: int) -> int:
+        """Byte offset where 0-based ``line`` starts."""
+        pos = 0
+        for _ in range(line):
+            pos = data.find(b"\n", pos) + 1
+            if pos == 0:
+                return len(data)
+        return pos
+
+    @staticmethod
+    def _line_end(data: bytes, line: int) -> int:
+        start = Engram._line_offset(data, line)
+        end = data.find(b"\n", start)
+        return len(data) if end < 0 else end
+
+    def _edit_tree(self, doc: Document, data: bytes) -> None:
+        """Tells the syntax tree about the edit (cheap); the re-parse itself waits for ``settle``."""
+        old = doc.data
+        a = np.frombuffer(old, np.uint8)
+        b = np.frombuffer(data, np.uint8)
+        n = min(len(a), len(b))
+        neq = np.flatnonzero(a[:n] != b[:n])
+        p = int(neq[0]) if len(neq) else n
+        k = n - p
+        tail = np.flatnonzero(a[len(a) - k:][::-1] != b[len(b) - k:][::-1]) if k else np.zeros(0, np.int64)
+        s = int(tail[0]) if len(tail) else k
+
+        def point(buf: bytes, off: int) -> tuple[int, int]:
+            row = buf.count(b"\n", 0, off)
+            return row, off - (buf.rfind(b"\n", 0, off) + 1)
+
+        doc.tree.edit(start_byte=p, old_end_byte=len(old) - s, new_end_byte=len(data) - s,
+                      start_point=point(old, p), old_end_point=point(old, len(old) - s),
+                      new_end_point=point(data, len(data) - s))
+
+    def _settle(self, path: str, doc: Document) -> None:
+        if doc.lines is None:
+            doc.settled = True
             return
-        words = []
-        names = self.vocab.names
-        for r in self.table.records:
-            if r is not None:
-                words.append([names[i][2:] for i in r.ids if names[i].startswith("t:")])
-        self.terms = TermSpace.learn(words)
-        self._terms_stale = False
+        tree = None
+        parser = parser_for(path)
+        if parser is not None:
+            tree = parser.parse(doc.data, doc.tree) if doc.tree is not None else parser.parse(doc.data)
+            if tree.root_node.has_error:
+                tree = parser.parse(doc.data)   # error recovery can depend on history: keep rebuilds identical
+            doc.tree = tree
+        self._rechunk(path, doc, doc.lines, spans_for(path, doc.lines, tree), _PEM_MARK.encode() in doc.data)
+        doc.settled = True
 
     # -- search ---------------------------------------------------------------------------------------------------
-    def _probe_weights(self, query: str) -> dict[str, float]:
-        counts = query_features(query)
-        n = max(1, len(self.table))
-        weighted: dict[str, float] = {}
-        for f, c in counts.items():
-            fid = self.vocab.ids.get(f)
-            df = self.df.get(fid, 0) if fid is not None else 0
-            weighted[f] = idf(df, n) * (1.0 + math.log(c)) * {"d": 1.5, "i": 1.0}.get(f[0], 1.0)
-        strongest = sorted((f for f in weighted if f.startswith("t:")), key=lambda f: -weighted[f])[:4]
-        for f in strongest:  # the semantic layer widens the query's rarest words
-            for word, sim in self.terms.neighbours(f[2:]):
-                g = "t:" + word
-                if g not in counts:
-                    fid = self.vocab.ids.get(g)
-                    df = self.df.get(fid, 0) if fid is not None else 0
-                    weighted[g] = max(weighted.get(g, 0.0), EXPANSION_WEIGHT * sim * idf(df, n))
-        return weighted
-
-    def _scope_slots(self, scope: str) -> set[int]:
+    def _scope_mask(self, scope: str) -> np.ndarray:
         scope = scope.strip().strip("/")
         glob = any(ch in scope for ch in "*?[")
-        slots: set[int] = set()
+        mask = np.zeros(self.table.n_slots, bool)
         for path, doc in self.docs.items():
             if (fnmatch.fnmatch(path, scope) or fnmatch.fnmatch(path, scope + "/*")) if glob else \
                     (path == scope or path.startswith(scope + "/") or scope == ""):
-                slots.update(doc.slots)
-        return slots
+                mask[doc.slots] = True
+        return mask
 
     def search(self, query: str, k: int = 10, scope: str | None = None) -> list[Hit]:
         """Top-k chunks for a natural-language or code query; ``scope`` is a folder prefix or a glob."""
+        if not query.strip() or k <= 0:
+            return []
         with self._lock:
-            if not query.strip() or k <= 0:
-                return []
-            self._refresh_terms()
-            weights = self._probe_weights(query)
-            qdims, qvals = probe(weights, self.vocab)
-            known = {f: w for f, w in weights.items() if self.df.get(self.vocab.ids.get(f, -1), 0) > 0}
-            allowed = self._scope_slots(scope) if scope else None
-            natural = all(f.startswith(("t:", "i:")) for f in weights)
-            ids = np.array([self.vocab.ids[f] for f in known], np.int32)
-            order = np.argsort(ids)
-            terms = (ids[order], np.array(list(known.values()), np.float64)[order])
-            ranked = self.table.search(qdims, qvals, k, allowed, seed=probe(known, self.vocab), lexical=natural,
-                                       terms=terms)
-            hits = []
-            texts: dict[str, list[str] | None] = {}
-            for slot, score in ranked:
-                r = self.table.records[slot]
-                if r.path not in texts:
-                    text = self.document_text(r.path)
-                    texts[r.path] = lines_of(text) if text is not None else None
-                lines = texts[r.path]
-                body = redact(chunk_text(lines, r.start_line, r.end_line)) if lines is not None else ""
-                hits.append(Hit(r.path, r.start_line, r.end_line, round(score, 6), body))
-            return hits
+            allowed = self._scope_mask(scope) if scope else None
+            ranked = ranking.search(self.table, self.features, self.terms, query, k, allowed)
+            t = self.table
+            found = [(self.doc_paths[t.doc[s]], int(t.start[s]), int(t.end[s]), score) for s, score in ranked]
+            open_texts = {p: self.docs[p].lines for p, *_ in found if self.docs[p].lines is not None}
+        hits = []
+        texts: dict[str, list[str] | None] = dict(open_texts)
+        for path, start, end, score in found:
+            if path not in texts:
+                text = read_text_file(self.root / path, self.settings.max_file_bytes)
+                texts[path] = split_lines(normalise(text)) if text is not None else None
+            lines = texts[path]
+            body = redact(chunk_text(lines, start, end)) if lines is not None else ""
+            hits.append(Hit(path, start, end, round(score, 6), body))
+        return hits
 
     # -- persistence ----------------------------------------------------------------------------------------------
-    def save(self) -> None:
-        """Writes the store atomically (temporary file + rename)."""
+    def snapshot(self) -> dict:
+        """A plain, self-contained copy of what the store keeps (files as on disk; editor buffers are not kept)."""
         with self._lock:
-            store_mod.save(self)
+            t = self.table
+            paths = sorted(p for p, d in self.docs.items() if d.text is None)
+            slots = np.fromiter((s for p in paths for s in self.docs[p].slots), np.int64)
+            counts = np.fromiter((len(self.docs[p].slots) for p in paths), np.int64, len(paths))
+            lens = t.feat_len[slots].astype(np.int64)
+            idx = np.repeat(t.feat_start[slots], lens) + (np.arange(int(lens.sum())) -
+                                                           np.repeat(np.cumsum(lens) - lens, lens))
+            ids = t.feat_ids[idx]
+            used, compact = np.unique(ids, return_inverse=True)
+            return {
+                "root": str(self.root),
+                "features": {"names": [self.features.names[i] for i in used.tolist()],
+                             "hv": self.features.hv[used].copy()},
+                "docs": {"paths": paths, "sha": [self.docs[p].sha for p in paths],
+                         "size": np.array([self.docs[p].size for p in paths], np.int64),
+                         "mtime": np.array([self.docs[p].mtime_ns for p in paths], np.int64), "chunks": counts},
+                "chunks": {name: getattr(t, name)[slots].copy()
+                           for name in ("start", "end", "kind", "digest", "norm", "lex_norm")},
+                "symbols": [t.symbols[s] for s in slots.tolist()],
+                "feat_len": lens.astype(np.int32), "feat_ids": compact.astype(np.int32),
+                "feat_w": t.feat_w[idx].copy(),
+            }
+
+    def _restore(self, snap: dict) -> None:
+        self._reset()
+        f = snap["features"]
+        self.features = FeatureTable.from_state(f["names"], f["hv"])
+        t = self.table
+        feat_ids, feat_w, feat_len = snap["feat_ids"], snap["feat_w"], snap["feat_len"].astype(np.int64)
+        n = len(feat_len)
+        t._grow_rows(n)
+        t._grow_arena(len(feat_ids))
+        t.feat_ids[:len(feat_ids)] = feat_ids
+        t.feat_w[:len(feat_w)] = feat_w
+        t.arena_used = len(feat_ids)
+        starts = np.zeros(n, np.int64)
+        if n:
+            np.cumsum(feat_len[:-1], out=starts[1:])
+        t.feat_start[:n], t.feat_len[:n] = starts, feat_len
+        for name, col in snap["chunks"].items():
+            getattr(t, name)[:n] = col
+        owner = np.repeat(np.arange(n), feat_len)
+        t.length[:n] = np.bincount(owner, weights=feat_w.astype(np.float64), minlength=n).astype(np.int64)
+        t.live[:n] = True
+        t.symbols = list(snap["symbols"])
+        t.n_slots = t.alive = n
+        t.total_length = int(t.length[:n].sum())
+        self.features.df[:self.features.size] = np.bincount(feat_ids, minlength=self.features.size)
+        d = snap["docs"]
+        pos = 0
+        for path, sha, size, mtime, count in zip(d["paths"], d["sha"], d["size"].tolist(), d["mtime"].tolist(),
+                                                  d["chunks"].tolist()):
+            doc = Document(self._doc_id(path), sha, size, mtime, list(range(pos, pos + count)))
+            t.doc[pos:pos + count] = doc.doc_id
+            self.docs[path] = doc
+            pos += count
+        t.build_postings(self.features.size)
+        self.refresh_semantic()
+
+    def save(self) -> None:
+        """Writes the store atomically: a snapshot is taken under the lock, and written without it."""
+        store_mod.save(self.store_path, self.snapshot())
 
     def stats(self) -> dict:
         """Sizes, read without the lock (approximate while indexing) so a status request never waits on it."""
         size = self.store_path.stat().st_size if self.store_path.exists() else 0
         return {"root": str(self.root), "files": len(self.docs), "chunks": len(self.table),
-                "features": len(self.df), "dim": vsa.DIM, "store_path": str(self.store_path), "store_bytes": size}
+                "features": len(self.features), "dim": vsa.DIM, "store_path": str(self.store_path),
+                "store_bytes": size, "index_bytes": self.table.nbytes()}

@@ -3,7 +3,8 @@
 Every word gets a fixed sparse random index vector; its *context vector* is the bundle of the index vectors of the
 words it shares chunks with. Words used in the same places (``count`` and ``len``, ``remove`` and ``delete``) end up
 with similar context vectors, so a query word can reach code that says it differently. Rebuilt on a full index or a
-store load — it is a soft signal and need not follow every keystroke.
+store load — it is a soft signal and need not follow every keystroke: the engine refreshes it in the background, never
+on a query path.
 """
 
 from __future__ import annotations
@@ -62,29 +63,42 @@ class TermSpace:
     @classmethod
     def learn(cls, chunk_words: list[list[str]]) -> "TermSpace":
         """Learns from each chunk's distinct words (common and one-off words are left out)."""
-        space = cls()
-        df: dict[str, int] = {}
-        for words in chunk_words:
-            for w in words:
-                df[w] = df.get(w, 0) + 1
-        max_df = max(MIN_DF, int(MAX_DF_FRACTION * max(1, len(chunk_words))))
-        vocab = sorted(w for w, n in df.items() if MIN_DF <= n <= max_df and len(w) > 1 and not w.isdigit())
-        if not vocab:
-            return space
-        space.words = vocab
-        space.row = {w: i for i, w in enumerate(vocab)}
-        dims = np.empty((len(vocab), SEM_ACTIVE), np.int64)
-        signs = np.empty((len(vocab), SEM_ACTIVE), np.float32)
-        for i, w in enumerate(vocab):
-            dims[i], signs[i] = index_vector(w)
+        ids: dict[str, int] = {}
         ptr = [0]
         terms: list[int] = []
         for words in chunk_words:
-            terms.extend(space.row[w] for w in words if w in space.row)
+            terms.extend(ids.setdefault(w, len(ids)) for w in words)
             ptr.append(len(terms))
-        chunk_ptr = np.asarray(ptr, np.int64)
-        chunk_terms = np.asarray(terms, np.int64)
-        ctx = _context_vectors(chunk_ptr, chunk_terms, dims, signs, len(vocab), SEM_DIM)
+        return cls.learn_arrays(np.asarray(ptr, np.int64), np.asarray(terms, np.int64), list(ids))
+
+    @classmethod
+    def learn_arrays(cls, chunk_ptr: np.ndarray, chunk_terms: np.ndarray, names: list[str]) -> "TermSpace":
+        """The same from flat arrays: chunk c holds term ids ``chunk_terms[chunk_ptr[c]:chunk_ptr[c+1]]``, each
+        naming ``names[id]`` (ids need not be dense; ``None`` names are skipped)."""
+        space = cls()
+        n_chunks = max(1, len(chunk_ptr) - 1)
+        df = np.bincount(chunk_terms, minlength=len(names)) if len(chunk_terms) else np.zeros(len(names), np.int64)
+        max_df = max(MIN_DF, int(MAX_DF_FRACTION * n_chunks))
+        candidates = np.flatnonzero((df >= MIN_DF) & (df <= max_df))
+        keep = [int(i) for i in candidates if names[i] is not None and len(names[i]) > 1 and not names[i].isdigit()]
+        if not keep:
+            return space
+        keep.sort(key=lambda i: names[i])
+        space.words = [names[i] for i in keep]
+        space.row = {w: r for r, w in enumerate(space.words)}
+        rows = np.full(len(names), -1, np.int64)
+        rows[keep] = np.arange(len(keep))
+        dims = np.empty((len(keep), SEM_ACTIVE), np.int64)
+        signs = np.empty((len(keep), SEM_ACTIVE), np.float32)
+        for r, w in enumerate(space.words):
+            dims[r], signs[r] = index_vector(w)
+        mapped = rows[chunk_terms] if len(chunk_terms) else chunk_terms
+        inside = mapped >= 0
+        owner = np.repeat(np.arange(len(chunk_ptr) - 1), np.diff(chunk_ptr))
+        counts = np.bincount(owner[inside], minlength=len(chunk_ptr) - 1)
+        ptr = np.zeros(len(chunk_ptr), np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        ctx = _context_vectors(ptr, mapped[inside], dims, signs, len(keep), SEM_DIM)
         norms = np.linalg.norm(ctx, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         space.unit = (ctx / norms).astype(np.float32)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numba
 import numpy as np
 
 BLOCKS = 8
@@ -71,7 +72,7 @@ def symbol_hv(symbol: str) -> np.ndarray:
 
 
 def bind(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Binds two HVs, shape (BLOCKS,) each -> (BLOCKS,). ``unbind(bind(a, b), b) == a``."""
+    """Binds HVs, shape (..., BLOCKS) each -> same. ``unbind(bind(a, b), b) == a``."""
     return (a + b) % BLOCK_LEN
 
 
@@ -81,8 +82,8 @@ def unbind(c: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def permute(a: np.ndarray, k: int = 1) -> np.ndarray:
-    """Permutes an HV k times, shape (BLOCKS,) -> (BLOCKS,): blocks rotate and slots shift."""
-    return (np.roll(a, k) + k) % BLOCK_LEN
+    """Permutes HVs k times, shape (..., BLOCKS) -> same: blocks rotate and slots shift."""
+    return (np.roll(a, k, axis=-1) + k) % BLOCK_LEN
 
 
 def active_dims(hv: np.ndarray) -> np.ndarray:
@@ -90,37 +91,51 @@ def active_dims(hv: np.ndarray) -> np.ndarray:
     return _BLOCK_OFFSETS + hv
 
 
+@numba.njit(cache=True, nogil=True)
+def _sum_sorted(dims, vals):
+    n = len(dims)
+    out_d = np.empty(n, np.int32)
+    out_v = np.empty(n, np.int64)
+    m = 0
+    i = 0
+    while i < n:
+        d = dims[i]
+        s = 0
+        while i < n and dims[i] == d:
+            s += vals[i]
+            i += 1
+        if s != 0:
+            out_d[m] = d
+            out_v[m] = s
+            m += 1
+    return out_d[:m], out_v[:m]
+
+
+def sparse_sum(dims: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one sparse sum: entries ``(dims, vals)`` with repeats -> sorted unique int32 dims and their int64 sums,
+    zeros dropped. Every bundle, aggregate and delta in the package goes through here."""
+    if len(dims) == 0:
+        return np.empty(0, np.int32), np.empty(0, np.int64)
+    dims = np.asarray(dims, np.int64)
+    order = np.argsort(dims, kind="stable")
+    return _sum_sorted(dims[order], np.asarray(vals, np.int64)[order])
+
+
 def bundle(hvs: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bundles HVs, shape (n, BLOCKS), with integer weights, shape (n,), into a sparse integer vector.
 
-    Returns ``(dims, values)``: sorted unique int32 dimensions and their int32 sums. Exact, so bundles add and
+    Returns ``(dims, values)``: sorted unique int32 dimensions and their int64 sums. Exact, so bundles add and
     subtract without drift.
     """
-    if len(hvs) == 0:
-        return np.empty(0, np.int32), np.empty(0, np.int32)
-    dims = (np.asarray(hvs, dtype=np.int64) + _BLOCK_OFFSETS).ravel()
-    vals = np.repeat(np.asarray(weights, dtype=np.int64), BLOCKS)
-    order = np.argsort(dims, kind="stable")
-    dims, vals = dims[order], vals[order]
-    uniq, start = np.unique(dims, return_index=True)
-    sums = np.add.reduceat(vals, start) if len(vals) else vals
-    keep = sums != 0
-    return uniq[keep].astype(np.int32), sums[keep].astype(np.int32)
+    hvs = np.asarray(hvs, np.int64).reshape(-1, BLOCKS)
+    return sparse_sum((hvs + _BLOCK_OFFSETS).ravel(), np.repeat(np.asarray(weights, np.int64), BLOCKS))
 
 
 def add_sparse(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], sign: int = 1
                ) -> tuple[np.ndarray, np.ndarray]:
     """``a + sign * b`` for two sparse integer vectors; zero entries are dropped."""
-    dims = np.concatenate([a[0], b[0]]).astype(np.int64)
-    vals = np.concatenate([a[1].astype(np.int64), sign * b[1].astype(np.int64)])
-    if len(dims) == 0:
-        return np.empty(0, np.int32), np.empty(0, np.int32)
-    order = np.argsort(dims, kind="stable")
-    dims, vals = dims[order], vals[order]
-    uniq, start = np.unique(dims, return_index=True)
-    sums = np.add.reduceat(vals, start)
-    keep = sums != 0
-    return uniq[keep].astype(np.int32), sums[keep].astype(np.int32)
+    return sparse_sum(np.concatenate([a[0], b[0]]),
+                      np.concatenate([np.asarray(a[1], np.int64), sign * np.asarray(b[1], np.int64)]))
 
 
 def similarity(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:

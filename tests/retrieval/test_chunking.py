@@ -43,9 +43,18 @@ def test_large_class_is_split_into_methods():
     assert [c.symbol for c in methods] == [f"Big.m{i}" for i in range(10)]
 
 
-def test_unparsable_python_falls_back_to_generic_chunks():
-    chunks = chunk_document("broken.py", "def f(:\n    pass\n\n\nx = [\n")
-    assert chunks and all(c.kind == "block" for c in chunks)
+def test_a_syntax_error_stays_local():
+    """A half-typed line spoils only its own region: the units before and after it keep their syntax chunks
+    (the old chunker turned the whole file into generic blocks)."""
+    text = "def good_one(a):\n    return a\n\n\nx = = 1\n\n\ndef good_two(b):\n    return b\n"
+    chunks = chunk_document("broken.py", text)
+    by_symbol = {c.symbol: c for c in chunks}
+    assert by_symbol["good_one"].kind == "function" and (by_symbol["good_one"].start_line, by_symbol["good_one"].end_line) == (1, 2)
+    assert by_symbol["good_two"].kind == "function" and by_symbol["good_two"].start_line == 8
+    covered = {n for c in chunks for n in range(c.start_line, c.end_line + 1)}
+    assert 5 in covered  # the broken line is still indexed
+    js = "function a() {\n  return 1;\n}\n\nconst broken = {\n\nfunction b() {\n  return 2;\n}\n"
+    assert "a" in {c.symbol for c in chunk_document("m.js", js)}
 
 
 def test_long_units_are_windowed_with_overlap():

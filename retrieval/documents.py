@@ -1,0 +1,90 @@
+"""Per-document state and the text diff that turns a whole-document update into the lines it touched.
+
+Editors send whole texts or ranges; either way the engine only needs the changed line range, which a common
+prefix/suffix comparison over the UTF-8 bytes finds in a few vectorised passes (no per-line Python loop).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def normalise(text: str) -> str:
+    """The indexed view of a text: \\r\\n and \\r become \\n, so line numbers match the editor's."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def split_lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def sha_of(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass
+class Change:
+    """A changed line range: old lines ``start..old_end`` (0-based, inclusive) became new lines ``start..new_end``."""
+
+    start: int
+    old_end: int
+    new_end: int
+
+    @property
+    def delta(self) -> int:
+        return self.new_end - self.old_end
+
+
+def diff(old: bytes, new: bytes) -> Change | None:
+    """The line range that differs between two texts, or None when they are equal."""
+    if old == new:
+        return None
+    a = np.frombuffer(old, np.uint8)
+    b = np.frombuffer(new, np.uint8)
+    n = min(len(a), len(b))
+    neq = np.flatnonzero(a[:n] != b[:n])
+    p = int(neq[0]) if len(neq) else n
+    k = n - p                                          # the suffix may not overlap the prefix
+    if k:
+        tail = np.flatnonzero(a[len(a) - k:][::-1] != b[len(b) - k:][::-1])
+        s = int(tail[0]) if len(tail) else k
+    else:
+        s = 0
+    start = old.count(b"\n", 0, p)
+    return Change(start, start + old.count(b"\n", p, len(old) - s), start + new.count(b"\n", p, len(new) - s))
+
+
+def map_line(line: int, change: Change, is_end: bool) -> int:
+    """Where an old 1-based line lands after ``change`` (lines inside the changed range clamp to its new extent)."""
+    first, old_last, new_last = change.start + 1, change.old_end + 1, change.new_end + 1
+    if line < first:
+        return line
+    if line > old_last:
+        return line + change.delta
+    if is_end:
+        return new_last
+    return line if line == first else min(line, new_last)
+
+
+@dataclass
+class Document:
+    """One indexed file. ``slots`` are its chunks in line order. Open (editor) documents keep their text, its
+    indexed lines and bytes, and a syntax tree for incremental re-parsing."""
+
+    doc_id: int
+    sha: str
+    size: int
+    mtime_ns: int
+    slots: list[int] = field(default_factory=list)
+    text: str | None = None
+    lines: list[str] | None = None
+    data: bytes | None = None
+    tree: object = None
+    settled: bool = True
+    vector: tuple[np.ndarray, np.ndarray] | None = None   # file aggregate, materialised on first use
