@@ -37,11 +37,12 @@ class LlamaBackend:
     name = "llama"
 
     def __init__(self, model: str, n_ctx: int = 4096, threads: int = 1, batch: int = 256, cache_mb: int = 128,
-                 **_):
+                 gpu_layers: int = 0, **_):
         from llama_cpp import Llama, LlamaRAMCache
 
         self.llm = Llama(model_path=model, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=batch,
-                         use_mmap=True, verbose=False)
+                         n_gpu_layers=gpu_layers, use_mmap=True, verbose=False)
+        self.gpu_layers = self.llm.model_params.n_gpu_layers  # as llama.cpp received it
         if cache_mb > 0:
             self.llm.set_cache(LlamaRAMCache(capacity_bytes=cache_mb << 20))
         self.model_name = str(self.llm.metadata.get("general.name", os.path.basename(model)))

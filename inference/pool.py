@@ -355,5 +355,5 @@ class Pool:
             "alive": sum(w.alive for w in self.workers), "busy": sum(1 for w in self.workers if w.request),
             "queued": len(self.queue), "restarts": self.restarts, "failed": self.failed,
             "pids": [w.pid for w in self.workers if w.alive], "fim": self.hello.get("fim"),
-            "n_ctx": self.hello.get("n_ctx"),
+            "n_ctx": self.hello.get("n_ctx"), "gpu_layers": self.hello.get("gpu_layers"),
         }

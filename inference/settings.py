@@ -29,9 +29,11 @@ class ModelSettings:
     context_length: int = 4096
     batch_size: int = 256
     prompt_cache_mb: int = 128  # RAM cache of KV states, so alternating prompt prefixes keep their reuse
+    gpu_layers: int = 0         # llama.cpp's n_gpu_layers: layers offloaded to a GPU build (-1: all; 0: CPU only)
 
     _bounds = {"pool_size": (1, 16), "threads": (0, 256), "context_length": (256, 131072),
-               "batch_size": (8, 4096), "prompt_cache_mb": (0, 65536)}
+               "batch_size": (8, 4096), "prompt_cache_mb": (0, 65536),
+               "gpu_layers": (-1, 10000)}
 
 
 @dataclass

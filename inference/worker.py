@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ctx", type=int, default=4096)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--cache-mb", type=int, default=128)
+    p.add_argument("--gpu-layers", type=int, default=0)
     p.add_argument("--url", default="")
     p.add_argument("--remote-model", default="")
     p.add_argument("--api-key-env", default="")
@@ -196,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     stdin = os.fdopen(os.dup(0), "rb", buffering=0)
     try:
         backend = BACKENDS[args.backend](model=args.model, n_ctx=args.ctx, threads=args.threads, batch=args.batch,
-                                         cache_mb=args.cache_mb, url=args.url, remote_model=args.remote_model,
-                                         api_key_env=args.api_key_env, delay_ms=args.stub_delay_ms)
+                                         cache_mb=args.cache_mb, gpu_layers=args.gpu_layers, url=args.url,
+                                         remote_model=args.remote_model, api_key_env=args.api_key_env, delay_ms=args.stub_delay_ms)
     except Exception as e:
         log.error("cannot start backend: %s", e)
         out.write(encode(error_frame(None, "model_error", f"cannot start {args.backend} backend: {e}")))
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker(backend, out, args.role)
     worker.send({"type": "hello", "protocol": PROTOCOL_VERSION, "model": backend.model_name, "n_ctx": backend.n_ctx,
                  "chat_template": backend.chat_template, "fim": backend.fim, "backend": args.backend,
-                 "pid": os.getpid(), "role": args.role})
+                 "pid": os.getpid(), "role": args.role, "gpu_layers": getattr(backend, "gpu_layers", 0)})
     threading.Thread(target=worker.read_loop, args=(stdin,), daemon=True, name="reader").start()
     worker.run()
     return 0
