@@ -28,5 +28,10 @@ if ! command -v tmux >/dev/null 2>&1; then
     fi
 fi
 
+# The team tests run against llama.cpp's C++ llama-server, built once from the same llama-cpp-python sdist (~10 min
+# on 2 cores the first time; later runs reuse .tools/).
+echo "== llama-server for the team tests"
+bash tests/install_llama_server.sh >/dev/null
+
 echo "== running the test suite"
 python -m pytest "$@"
