@@ -4,16 +4,24 @@ Speaks the protocol of ``protocol.py`` on stdin/stdout and logs only to stderr (
 re-pointed at stderr, the protocol keeps a private copy). A reader thread handles control frames — ``cancel`` and
 ``ping`` are answered even while a generation runs — and the main thread generates one request at a time. The
 worker exits when its stdin closes, and the kernel kills it if its parent dies, so no orphan survives the editor.
+SIGINT is ignored: a terminal's Ctrl-C is for the parent, which stops its workers.
 """
 
 from __future__ import annotations
+
+import signal
+
+if __name__ == "__main__":
+    # First thing: Ctrl-C in a terminal reaches the whole foreground process group, workers included. A worker
+    # never handles it (no KeyboardInterrupt traceback); its parent stops it (shutdown frame, pipe EOF, or
+    # PR_SET_PDEATHSIG when the parent dies).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 import argparse
 import ctypes
 import logging
 import os
 import queue
-import signal
 import sys
 import threading
 import time
@@ -47,8 +55,13 @@ class Worker:
     def send(self, message: dict) -> None:
         data = encode(message)
         with self.write_lock:
-            self.out.write(data)
-            self.out.flush()
+            try:
+                self.out.write(data)
+                self.out.flush()
+            except (BrokenPipeError, ConnectionError):
+                # The parent is gone (e.g. Ctrl-C while this worker was still starting, before PR_SET_PDEATHSIG
+                # could take effect): nobody is left to read a traceback.
+                os._exit(0)
 
     # -- reader thread --------------------------------------------------------------------------------------------
     def read_loop(self, stdin) -> None:
@@ -57,7 +70,7 @@ class Worker:
                 frame = read_frame(stdin)
             except ProtocolError as e:
                 if e.fatal:
-                    log.info("stdin closed: exiting")
+                    log.debug("stdin closed: exiting")
                     os._exit(0)
                 self.send(error_frame(None, "bad_frame", str(e)))
                 continue
@@ -188,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stub-delay-ms", type=int, default=0)
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # also when started through main() rather than ``-m``
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
                         format=f"[worker {os.getpid()} {args.role}] %(levelname)s %(message)s")
     _die_with_parent()

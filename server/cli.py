@@ -2,21 +2,61 @@
 
 ``index`` and ``search`` touch only the retrieval core, so they start fast and never import pygls or model code.
 The JSON printed by ``search --json`` is a stable contract used by external benchmarks.
+
+Terminal behaviour: every error is one line ``engram-ls: error: …`` on stderr with exit code 2 (usage, paths,
+files) or 1 (a model that could not answer), each cause worded once, here. Ctrl-C (SIGINT) ends any command with
+the one line ``engram-ls: interrupted`` and exit code 130; model workers ignore SIGINT and are stopped by this
+process (``ask`` closes its pools; a killed server's workers die with it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from importlib import metadata
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+INTERRUPTED = "engram-ls: interrupted"
+TTY_HINT = ("engram-ls: this is a language server, waiting for an editor to speak LSP on stdin "
+            "(Ctrl-C quits; see engram-ls --help for index, search and ask)")
+PUBLIC_BACKENDS = ("llama", "openai")
+TEST_BACKENDS = ("stub",)  # accepted for tests, never offered in --help
 
 
 class CliError(Exception):
-    """A one-line error for the user; exits with code 2."""
+    """A one-line error for the user; exits with ``code`` (2 unless said otherwise)."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+# One wording per cause, used by every command.
+def no_such_path(path: Path) -> CliError:
+    return CliError(f"no such path: {path}")
+
+
+def not_a_directory(path: Path) -> CliError:
+    return CliError(f"not a directory: {path}")
+
+
+def unreadable(what: str, path: Path, e: OSError) -> CliError:
+    return CliError(f"cannot read {what} {path}: {e.strerror or e}")
+
+
+def check_workspace(path: Path) -> Path:
+    """The workspace folder argument of every command: it must exist and be a directory."""
+    if not path.exists():
+        raise no_such_path(path)
+    if not path.is_dir():
+        raise not_a_directory(path)
+    return path
 
 
 def _version() -> str:
@@ -26,57 +66,89 @@ def _version() -> str:
         return "0+unknown"
 
 
+def _positive(name: str, low: int = 1, high: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"in {low}..{high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{name} must be {bound}, got {value}")
+        return value
+    return parse
+
+
+def _backend(text: str) -> str:
+    if text in PUBLIC_BACKENDS or text in TEST_BACKENDS:
+        return text
+    raise argparse.ArgumentTypeError(f"must be one of {', '.join(PUBLIC_BACKENDS)}, got {text!r}")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block
+        self.exit(EXIT_USAGE, f"engram-ls: error: {message} (see {self.prog} --help)\n")
+
+
+WORKSPACE_HELP = "the workspace folder (its store lives in engram-ls's cache, not in the folder)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="engram-ls", description="A local, private AI code assistant (LSP).")
+    parser = _Parser(prog="engram-ls", description="A local, private AI code assistant (LSP). With no command it "
+                     "runs the language server on stdin/stdout, for an editor to start.")
     parser.add_argument("--version", action="version", version=f"engram-ls {_version()}")
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", metavar="{index,search,ask,serve}", parser_class=_Parser)
 
     p = sub.add_parser("index", help="build or update the engram store of a workspace")
-    p.add_argument("path", type=Path)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("path", type=Path, help=WORKSPACE_HELP)
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: a bar on a terminal)")
 
     p = sub.add_parser("search", help="search a workspace's engrams (builds the store when missing)")
-    p.add_argument("path", type=Path)
-    p.add_argument("query", nargs="?", help="natural-language or code query")
-    p.add_argument("--query-file", type=Path, help="read the query (e.g. a code snippet) from a file")
-    p.add_argument("--queries-file", type=Path, help="JSON lines of {id, query | query_file}: one output line each")
-    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
-    p.add_argument("--scope", help="folder prefix or glob to search within")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("path", type=Path, help=WORKSPACE_HELP)
+    p.add_argument("query", nargs="?", help="natural-language or code query (or use --query-file / --queries-file)")
+    p.add_argument("--query-file", type=Path, help="read the query (e.g. a code snippet) from a file (default: none)")
+    p.add_argument("--queries-file", type=Path,
+                   help="JSON lines of {id, query | query_file}: one output line each (default: none)")
+    p.add_argument("-k", type=_positive("-k"), default=10, help="number of results (default: 10)")
+    p.add_argument("--scope", help="folder prefix or glob to search within (default: the whole workspace)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: a table)")
 
     p = sub.add_parser("ask", help="ask a question about a workspace; the answer streams with citations")
-    p.add_argument("path", type=Path)
-    p.add_argument("question")
-    p.add_argument("--role", choices=["coding", "research"], help="model role (default: routed from the question)")
-    p.add_argument("--max-tokens", type=int, default=384)
-    p.add_argument("-k", type=int, default=6, help="snippets retrieved as context (default 6)")
-    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    p.add_argument("--model-path", type=Path, help="a local GGUF file to use instead of the shipped model")
-    p.add_argument("--backend", choices=["llama", "openai", "stub"], help="inference backend (default llama)")
-    p.add_argument("--url", help="base URL of an OpenAI-compatible server (with --backend openai)")
+    p.add_argument("path", type=Path, help=WORKSPACE_HELP)
+    p.add_argument("question", help="the question, in quotes")
+    p.add_argument("--role", choices=["coding", "research"],
+                   help="model role (default: routed from the question's wording)")
+    p.add_argument("--max-tokens", type=_positive("--max-tokens", 1, 8192), default=384,
+                   help="longest answer, in tokens (default: 384)")
+    p.add_argument("-k", type=_positive("-k"), default=6, help="snippets retrieved as context (default: 6)")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end (default: stream text)")
+    p.add_argument("--model-path", type=Path, help="a local GGUF file to use instead of the shipped model "
+                   "(default: the shipped Qwen2.5-Coder-0.5B)")
+    p.add_argument("--backend", type=_backend, metavar="{llama,openai}",
+                   help="inference backend (default: llama, the model run locally)")
+    p.add_argument("--url", help="base URL of an OpenAI-compatible server, with --backend openai (default: none)")
+    p.add_argument("--stub-delay-ms", type=int, default=0, help=argparse.SUPPRESS)  # test backend only
 
-    p = sub.add_parser("serve", help="run the language server (stdio by default)")
+    p = sub.add_parser("serve", help="run the language server (the default with no command)")
     _serve_args(p)
     return parser
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--stdio", action="store_true", help="talk LSP on stdin/stdout (the default)")
-    p.add_argument("--tcp", action="store_true", help="listen on TCP instead, for debugging")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=2087)
-    p.add_argument("--log-file", type=Path)
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--stdio", action="store_true", help="talk LSP on stdin/stdout (default: on)")
+    p.add_argument("--tcp", action="store_true", help="listen on TCP instead, for debugging (default: off)")
+    p.add_argument("--host", default="127.0.0.1", help="TCP address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=_positive("--port", 1, 65535), default=2087,
+                   help="TCP port to listen on (default: 2087)")
+    p.add_argument("--log-file", type=Path, help="also write the log to this file (default: stderr only)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="log detail on stderr (default: info)")
 
 
 def _open(path: Path, quiet: bool = True):
     from engram_ls.retrieval import Engram
 
-    if not path.exists():
-        raise CliError(f"no such path: {path}")
-    if not path.is_dir():
-        raise CliError(f"not a directory: {path}")
-    engram = Engram.open(path)
+    engram = Engram.open(check_workspace(path))
     if engram.load_warning:
         print(f"engram-ls: {engram.load_warning}", file=sys.stderr)
     return engram
@@ -99,20 +171,45 @@ def _progress_bar(enabled: bool):
     return show
 
 
+def skipped_lines(skipped: dict | None) -> list[str]:
+    """``skipped N files: 1 binary, 2 too large`` plus, when the walk gave names, one indented line per file.
+
+    ``skipped`` maps a reason to a count or to a list of relative paths (both shapes are accepted)."""
+    if not skipped:
+        return []
+    counts = {reason: (len(v) if isinstance(v, (list, tuple, set)) else int(v)) for reason, v in skipped.items()}
+    counts = {r: n for r, n in counts.items() if n}
+    if not counts:
+        return []
+    total = sum(counts.values())
+    lines = [f"skipped {total} file{'s' if total != 1 else ''}: "
+             + ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))]
+    for reason, value in sorted(skipped.items()):
+        if isinstance(value, (list, tuple, set)):
+            lines += [f"  {reason}: {p}" for p in sorted(value)]
+    return lines
+
+
 def cmd_index(args) -> int:
     engram = _open(args.path)
     summary = engram.index_workspace(progress=_progress_bar(not args.quiet and sys.stderr.isatty()))
     engram.save()
     print(f"indexed {summary.files} files, {summary.chunks} chunks in {summary.seconds:.2f} s "
           f"({summary.encoded_files} re-encoded, {summary.removed_files} removed) -> {engram.store_path}")
+    for line in skipped_lines(getattr(summary, "skipped", None)):
+        print(line)
     return 0
 
 
-def _ensure_index(engram) -> None:
+def ensure_index(engram):
     had_store = engram.store_path.exists() and not engram.load_warning
     summary = engram.index_workspace()
     if not had_store or summary.encoded_files or summary.removed_files:
         engram.save()
+    return summary
+
+
+_ensure_index = ensure_index
 
 
 def _hits_json(hits) -> list[dict]:
@@ -124,20 +221,21 @@ def _read_query_file(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError as e:
-        raise CliError(f"cannot read query file {path}: {e.strerror or e}") from None
+        raise unreadable("query file", path, e) from None
 
 
 def cmd_search(args) -> int:
-    if args.k < 1:
-        raise CliError("-k must be at least 1")
     given = sum(x is not None for x in (args.query, args.query_file, args.queries_file))
     if given != 1:
         raise CliError("give exactly one of QUERY, --query-file or --queries-file")
+    if args.query is not None and not args.query.strip():
+        raise CliError("the query is empty")
+    check_workspace(args.path)
     if args.queries_file is not None:
         try:
             lines = args.queries_file.read_text(encoding="utf-8").splitlines()
         except OSError as e:
-            raise CliError(f"cannot read queries file {args.queries_file}: {e.strerror or e}") from None
+            raise unreadable("queries file", args.queries_file, e) from None
         batch = []
         for n, line in enumerate(lines, 1):
             if not line.strip():
@@ -150,7 +248,7 @@ def cmd_search(args) -> int:
                 raise CliError(f"{args.queries_file}:{n}: bad query line ({e})") from None
             batch.append(item)
         engram = _open(args.path)
-        _ensure_index(engram)
+        ensure_index(engram)
         for item in batch:
             query = item["query"] if "query" in item else _read_query_file(Path(item["query_file"]))
             hits = engram.search(str(query), k=args.k, scope=args.scope)
@@ -158,7 +256,7 @@ def cmd_search(args) -> int:
         return 0
     query = args.query if args.query is not None else _read_query_file(args.query_file)
     engram = _open(args.path)
-    _ensure_index(engram)
+    ensure_index(engram)
     hits = engram.search(query, k=args.k, scope=args.scope)
     if args.json:
         print(json.dumps({"results": _hits_json(hits)}))
@@ -172,14 +270,29 @@ def cmd_search(args) -> int:
 
 
 def cmd_ask(args) -> int:
+    check_workspace(args.path)
+    if not args.question.strip():
+        raise CliError("the question is empty")
     try:
         from engram_ls.server.ask import run_ask
     except ImportError as e:
-        raise CliError(f"ask is unavailable: {e}") from None
+        raise CliError(f"ask is unavailable: {e}", EXIT_FAILED) from None
     return run_ask(args)
 
 
+def _exit_interrupted(signum=None, frame=None) -> None:
+    """SIGINT while serving: one line, exit 130 at once. The event loop and pygls' stdin reader thread cannot be
+    unwound cleanly from a blocked read; the workers die with this process (pipe EOF and PR_SET_PDEATHSIG)."""
+    try:
+        os.write(2, (INTERRUPTED + "\n").encode())
+    finally:
+        os._exit(EXIT_INTERRUPTED)
+
+
 def cmd_serve(args) -> int:
+    signal.signal(signal.SIGINT, _exit_interrupted)
+    if not args.tcp and sys.stdin.isatty():
+        print(TTY_HINT, file=sys.stderr, flush=True)
     from engram_ls.server.app import run_server
 
     return run_server(args)
@@ -190,16 +303,27 @@ def main(argv: list[str] | None = None) -> int:
     # vscode-languageclient appends --stdio; no sub-command means "serve".
     if not argv or all(a.startswith("-") and a not in ("-h", "--help", "--version") for a in argv):
         argv = ["serve"] + argv
-    args = build_parser().parse_args(argv)
     handlers = {"index": cmd_index, "search": cmd_search, "ask": cmd_ask, "serve": cmd_serve}
     try:
+        args = build_parser().parse_args(argv)
         return handlers[args.command](args)
     except CliError as e:
         print(f"engram-ls: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return e.code
     except KeyboardInterrupt:
-        return 130
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C during exit prints nothing more
+        try:
+            if sys.stdout.isatty():  # end the half-streamed answer's line
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+        except (ValueError, OSError):
+            pass
+        print(INTERRUPTED, file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main (not this __main__ copy), so that CliError is one class for every module.
+    from engram_ls.server.cli import main as _main
+
+    sys.exit(_main())

@@ -66,6 +66,17 @@ def test_batch_queries(ws, tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (["search", "/no/such/dir", "x"], "no such path"),
     (["index", "/no/such/dir"], "no such path"),
+    (["ask", "/no/such/dir", "q"], "no such path"),
+    (["index", "{file}"], "not a directory"),
+    (["search", "{file}", "x"], "not a directory"),
+    (["ask", "{file}", "q"], "not a directory"),
+    (["ask", "{ws}", "  "], "the question is empty"),
+    (["search", "{ws}", "  "], "the query is empty"),
+    (["search", "{ws}", "x", "-k", "0"], "-k must be at least 1"),
+    (["ask", "{ws}", "q", "-k", "0"], "-k must be at least 1"),
+    (["ask", "{ws}", "q", "--max-tokens", "0"], "--max-tokens must be in 1..8192"),
+    (["ask", "{ws}", "q", "--backend", "nope"], "must be one of llama, openai"),
+    (["frobnicate"], "invalid choice"),
     (["search", "{ws}", "--query-file", "/no/such/file"], "cannot read query file"),
     (["search", "{ws}", "--queries-file", "{bad}"], "bad query line"),
     (["search", "{ws}"], "exactly one of"),
@@ -73,10 +84,59 @@ def test_batch_queries(ws, tmp_path):
 def test_clear_errors_exit_2(ws, tmp_path, args, needle):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
-    args = [a.format(ws=ws, bad=bad) for a in args]
+    args = [a.format(ws=ws, bad=bad, file=ws / "README.md") for a in args]
     proc = run(*args, cache=tmp_path / "c", check=False)
     assert proc.returncode == 2
-    assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("engram-ls: error: ")
+
+
+def test_one_wording_per_cause_in_every_command(tmp_path):
+    """The same cause gives the same sentence whichever command meets it."""
+    missing, file = tmp_path / "gone", tmp_path / "f.txt"
+    file.write_text("x")
+    for path, sentence in ((missing, f"engram-ls: error: no such path: {missing}"),
+                           (file, f"engram-ls: error: not a directory: {file}")):
+        for cmd in (["index", path], ["search", path, "x"], ["ask", path, "q"]):
+            proc = run(*cmd, cache=tmp_path / "c", check=False)
+            assert proc.stderr.strip() == sentence and proc.returncode == 2, (cmd, proc.stderr)
+
+
+def test_index_reports_skipped_files_by_reason(ws, tmp_path):
+    (ws / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00" + bytes(range(256)))
+    (ws / "data.min.js").write_text("var a=" + "1," * 600_000 + "1;")  # 1.2 MB on one line
+    out = run("index", ws, "--quiet", cache=tmp_path / "c").stdout
+    assert "indexed 5 files" in out
+    assert "skipped 2 files: 1 binary, 1 too large" in out, out
+    again = run("index", ws, "--quiet", cache=tmp_path / "c").stdout
+    assert "skipped 2 files: 1 binary, 1 too large" in again  # skipped every time, not only the first
+    (ws / "logo.png").unlink()
+    (ws / "data.min.js").unlink()
+    assert "\nskipped" not in run("index", ws, "--quiet", cache=tmp_path / "c").stdout
+
+
+def help_of(*cmd):
+    proc = subprocess.run([str(Path(sys.executable).parent / "engram-ls"), *cmd, "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_every_argument_has_help_with_its_default_and_test_backends_are_hidden():
+    from engram_ls.server.cli import build_parser
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, sub in subs.choices.items():
+        for action in sub._actions:
+            if action.dest == "help" or action.help == "==SUPPRESS==":
+                continue
+            assert action.help, (name, action.dest)
+            if action.option_strings:  # an option: its default is said (positionals are required)
+                assert "default" in action.help, (name, action.dest, action.help)
+    text = help_of() + "".join(help_of(c) for c in ("index", "search", "ask", "serve"))
+    assert "stub" not in text and "stub-delay" not in text
+    assert "(default: 384)" in help_of("ask") and "the workspace folder" in help_of("index")
 
 
 def test_corrupt_store_is_reported_once_and_rebuilt(ws, tmp_path):
