@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 from engram_ls.retrieval import Engram
 from engram_ls.retrieval import store
 
@@ -81,9 +83,7 @@ def test_save_is_atomic_on_failure(workspace, cache, monkeypatch):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(os, "replace", boom)
     e.set_document("shop/pricing.py", "X = 1\n")
-    try:
-        e.save()
-    except OSError:
-        pass
+    with pytest.raises(OSError, match="No space left"):
+        e.save()  # the failure reaches the caller: nobody is told "saved" when it was not
     assert e.store_path.read_bytes() == before
     assert [p.name for p in e.store_path.parent.iterdir()] == [e.store_path.name]
