@@ -244,3 +244,41 @@ def test_structures_stay_flat_over_thousands_of_edits_that_restore_the_text(work
     assert e.table.arena_used <= 2 * before["arena_live"] + 1_000_000   # garbage is compacted
     assert [(h.path, h.start_line) for h in e.search("download a web page", 3)] == before_hits
     assert e.search("typing_2999_partial", 1) == [] or e.search("typing_2999_partial", 1)[0].path != path
+
+
+def test_arena_compaction_runs_and_keeps_every_live_chunk_intact():
+    """Re-encoding the same chunks over and over turns the feature arena into garbage; past a million garbage
+    entries (and half the arena) it is compacted: the arena shrinks back to the live entries, and every live slot
+    still reads exactly its own features."""
+    from engram_ls.retrieval.chunk_table import ChunkTable
+
+    t = ChunkTable()
+    rng = np.random.default_rng(15)
+    chunks = {}
+    for i in range(8):
+        ids = rng.integers(0, 50_000, 5_000).astype(np.int32)
+        chunks[t.add(0, i, i, "function", f"f{i}", i, ids, np.full(len(ids), 2, np.int16), 1.0, 1.0)] = ids
+    compactions, original = [], t.compact_arena
+
+    def counting():
+        compactions.append(t.garbage)
+        original()
+        live = sum(len(ids) for ids in chunks.values())
+        assert t.garbage == 0 and t.arena_used == live  # only the live entries are left ...
+        for slot, ids in chunks.items():  # ... and each live slot still reads exactly its own features
+            assert np.array_equal(t.features(slot)[0], ids), slot
+    t.compact_arena = counting
+    for round_ in range(60):  # 60 x 4 chunks x 5,000 features = 1.2 M entries turned into garbage
+        for slot in list(chunks)[:4]:
+            del chunks[slot]  # (removing it may compact: the spy checks the other chunks)
+            t.remove(slot)
+            ids = rng.integers(0, 50_000, 5_000).astype(np.int32)
+            chunks[t.add(0, round_, round_, "function", "g", round_, ids, np.full(len(ids), 3, np.int16),
+                         1.0, 1.0)] = ids
+    assert len(compactions) >= 1 and all(g > 1_000_000 for g in compactions)
+    live = sum(len(ids) for ids in chunks.values())
+    assert t.arena_used - t.garbage == live and t.arena_used <= live + 1_000_000 + 5_000
+    assert t.n_slots == 8 and t.alive == 8  # slots reused, never appended
+    for slot, ids in chunks.items():
+        got_ids, got_w = t.features(slot)
+        assert np.array_equal(got_ids, ids) and len(got_w) == len(ids)
