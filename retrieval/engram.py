@@ -440,10 +440,12 @@ class Engram:
             touched = [above[-1] if above else 0]
         if len(touched) > FAST_PATH_MAX_CHUNKS or not doc.slots:
             return False
-        lines = doc.lines[:change.start] + split_lines(data[self._line_offset(data, change.start):
-                                                             self._line_end(data, change.new_end)]
-                                                       .decode("utf-8", "surrogatepass")) + \
+        region = data[self._line_offset(data, change.start):self._line_end(data, change.new_end)]
+        # exactly new_end - start + 1 lines (a blank last line is a line); only the document's final "" is dropped
+        lines = doc.lines[:change.start] + region.decode("utf-8", "surrogatepass").split("\n") + \
             doc.lines[change.old_end + 1:]
+        if len(lines) > data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1):
+            lines.pop()
         if doc.tree is not None:
             self._edit_tree(doc, data)
         for s in doc.slots:                  # shift spans (touched ones are re-encoded below)
