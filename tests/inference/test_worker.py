@@ -90,22 +90,31 @@ def test_worker_exits_when_its_stdin_closes(worker):
 
 
 def test_protocol_stream_is_not_polluted_by_prints():
-    code = "import os; os.write(1, b'noise from C code\\n')"
+    """Output written to fd 1 by C code (os.write) or Python (print) inside the worker goes to stderr, and the
+    frames on stdout stay intact."""
     proc = subprocess.Popen([sys.executable, "-c",
-                             "import os, sys; from engram_ls.inference import worker; "
-                             "sys.argv=['w','--backend','stub']; "
-                             "import threading; orig=worker.Worker.run\n"
-                             "def run(self):\n    os.write(1, b'noise')\n    orig(self)\n"
-                             "worker.Worker.run=run; sys.exit(worker.main(sys.argv[1:]))"],
+                             "import os, sys; from engram_ls.inference import worker\n"
+                             "orig = worker.Worker.run\n"
+                             "def run(self):\n"
+                             "    os.write(1, b'NOISE_FROM_C\\n')\n"
+                             "    print('NOISE_FROM_PRINT', flush=True)\n"
+                             "    orig(self)\n"
+                             "worker.Worker.run = run\n"
+                             "sys.exit(worker.main(['--backend', 'stub']))"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert read_frame(proc.stdout)["type"] == "hello"
-        send(proc, {"type": "generate", "id": "a", "mode": "prompt", "prompt": "x", "max_tokens": 1})
-        assert frames_until_end(proc, "a")[-1]["type"] == "done"
+        send(proc, {"type": "generate", "id": "a", "mode": "prompt", "prompt": "x", "max_tokens": 2})
+        frames = frames_until_end(proc, "a")
+        assert [f["type"] for f in frames] == ["token", "token", "done"]
+        proc.stdin.close()  # the worker exits on EOF
+        assert proc.wait(timeout=30) == 0
+        rest, err = proc.stdout.read(), proc.stderr.read()
     finally:
         proc.kill()
         proc.wait()
-    assert code
+    assert rest == b""  # nothing but frames on stdout
+    assert b"NOISE_FROM_C" in err and b"NOISE_FROM_PRINT" in err  # the noise went where the worker points it
 
 
 def test_frames_larger_than_a_pipe_buffer(worker):
