@@ -1,4 +1,10 @@
-"""``engram-ls ask PATH QUESTION``: retrieve from the workspace's engrams, route, stream the answer, cite sources."""
+"""``engram-ls ask PATH QUESTION``: retrieve from the workspace's engrams, route, stream the answer, cite sources.
+
+Grounded or silent: when no retrieved chunk supports the question (``grounding.assess``), the model is not started
+at all; the command says so and lists the nearest hits. An answer's citations must name snippets it was given
+(the others are listed as such), and its code blocks must parse: a failing answer is regenerated once with the
+parser's complaint, then declared invalid.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,32 @@ import json
 import sys
 
 from engram_ls.inference import Inference, InferenceError, InferenceSettings, Snippet, classify
-from engram_ls.retrieval import Engram
+
+from . import code_check, grounding
+from .cli import EXIT_FAILED, CliError, _open, ensure_index
 
 
 def _settings(args) -> InferenceSettings:
     settings = InferenceSettings(backend=args.backend or "llama", url=args.url)
     if args.model_path is not None:
         settings.coding.path = settings.research.path = str(args.model_path)
+    if getattr(args, "stub_delay_ms", 0):
+        settings.stub_delay_ms = args.stub_delay_ms
     return settings
 
 
+def _first_line(text: str) -> str:
+    return next((l.strip() for l in text.splitlines() if l.strip()), "")[:80]
+
+
+def _default_language(snippets: list[Snippet]) -> str | None:
+    """The language of untagged code blocks: the snippets' language when they all share one."""
+    languages = {code_check.language_of(s.path) for s in snippets}
+    return languages.pop() if len(languages) == 1 else None
+
+
 async def _answer(args, snippets: list[Snippet], role: str):
+    """The answer, its code problems after at most one regeneration, and the number of model calls."""
     out = sys.stdout
     streamed = not args.json
 
@@ -25,42 +46,71 @@ async def _answer(args, snippets: list[Snippet], role: str):
         out.write(piece)
         out.flush()
 
+    language = _default_language(snippets)
+    check_code = role == "coding"  # explanations quote fragments; code answers must parse
     async with Inference(_settings(args)) as inference:
-        return await inference.ask(args.question, snippets, role=role, max_tokens=args.max_tokens,
-                                   on_token=show if streamed else None)
+        question, calls = args.question, 0
+        while True:
+            answer = await inference.ask(question, snippets, role=role, max_tokens=args.max_tokens,
+                                         on_token=show if streamed else None)
+            calls += 1
+            problems = code_check.answer_problems(answer.text, language) if check_code else []
+            if not problems or calls == 2:
+                return answer, problems, calls
+            if streamed:
+                show(f"\n\n[engram-ls: the code above does not parse ({problems[0]}); asking the model once more]"
+                     f"\n\n")
+            question = f"{args.question}\n\n{code_check.RETRY_NOTE.format(problem=problems[0])}"
+
+
+def _silent(args, found: grounding.Grounding, role: str, files: int) -> int:
+    message = found.message()
+    if files == 0:
+        message += " The workspace has no indexed files."
+    if args.json:
+        print(json.dumps({"answer": "", "grounded": False, "message": message, "role": role, "model": None,
+                          "model_calls": 0, "citations": [],
+                          "nearest": [{"path": h.path, "start_line": h.start_line, "end_line": h.end_line,
+                                       "score": h.score} for h in found.nearest]}))
+        return 0
+    print(message)
+    if found.nearest:
+        print("\nNearest hits (weak matches, not an answer):")
+        for h in found.nearest:
+            print(f"  {h.path}:{h.start_line}-{h.end_line}  {_first_line(h.text)}")
+    return 0
 
 
 def run_ask(args) -> int:
-    if not args.path.is_dir():
-        print(f"engram-ls: error: not a directory: {args.path}", file=sys.stderr)
-        return 2
-    if not args.question.strip():
-        print("engram-ls: error: the question is empty", file=sys.stderr)
-        return 2
-    engram = Engram.open(args.path)
-    if engram.load_warning:
-        print(f"engram-ls: {engram.load_warning}", file=sys.stderr)
-    summary = engram.index_workspace()
-    if summary.encoded_files or summary.removed_files or not engram.store_path.exists():
-        engram.save()
+    engram = _open(args.path)
+    summary = ensure_index(engram)
     hits = engram.search(args.question, k=args.k)
-    snippets = [Snippet(h.path, h.start_line, h.end_line, h.text) for h in hits]
     role = args.role or classify(args.question)[0]
+    found = grounding.assess(args.question, hits)
+    if not found.grounded:
+        return _silent(args, found, role, summary.files)
+    snippets = [Snippet(h.path, h.start_line, h.end_line, h.text) for h in hits]
     try:
-        answer = asyncio.run(_answer(args, snippets, role))
+        answer, problems, calls = asyncio.run(_answer(args, snippets, role))
     except InferenceError as e:
-        print(f"\nengram-ls: error: {e}", file=sys.stderr)
-        return 1
-    cited = answer.cited or []
+        if not args.json:
+            print(file=sys.stderr)
+        raise CliError(str(e), EXIT_FAILED) from None
+    given = answer.cited or []
+    checked = grounding.check_citations(answer.text, given)
     if args.json:
         print(json.dumps({
-            "answer": answer.text, "role": answer.role, "model": answer.model, "usage": answer.usage,
-            "citations": [{"path": s.path, "start_line": s.start_line, "end_line": s.end_line} for s in cited],
+            "answer": checked.text, "role": answer.role, "model": answer.model, "usage": answer.usage,
+            "grounded": True, "model_calls": calls, "finish": answer.finish,
+            "citations": [{"path": s.path, "start_line": s.start_line, "end_line": s.end_line} for s in given],
+            "invented_citations": checked.invented, "code_problems": [str(p) for p in problems],
         }))
-    else:
-        print("\n\nSources:")
-        for s in cited:
-            print(f"  {s.path}:{s.start_line}-{s.end_line}")
-        if not cited:
-            print("  (no workspace context matched the question)")
+        return 0
+    if problems:
+        print(f"\n\n[engram-ls: no valid code was produced: {problems[0]}. Do not use the code above.]")
+    print("\n\nSources:")
+    for s in given:
+        print(f"  {s.path}:{s.start_line}-{s.end_line}")
+    if checked.invented:
+        print("Not among the given snippets (ignore these citations): " + ", ".join(checked.invented))
     return 0

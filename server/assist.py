@@ -16,6 +16,7 @@ from lsprotocol import types
 from engram_ls.inference import InferenceError
 from engram_ls.retrieval.store import cache_root
 
+from . import code_check, grounding
 from .app import EngramServer
 from .context import clean, refuse_private, related, snippets
 from .convert import citation, fence, hit_json, language_of, link, path_to_uri, to_json
@@ -26,6 +27,15 @@ from .safety import UnsafeEdit
 log = logging.getLogger("engram_ls.server")
 _answers = itertools.count(1)
 DEFAULT_INSTRUCTION = "Refactor for readability without changing behaviour."
+
+
+class NoValidEdit(InferenceError):
+    """The model's code failed the parser (or called itself) twice: nothing is offered."""
+
+    def __init__(self, problem):
+        super().__init__(f"no valid edit was produced: the model's code was rejected twice ({problem})",
+                         "invalid_code")
+        self.problem = problem
 
 
 async def show_answer(ls: EngramServer, title: str, markdown: str) -> str:
@@ -49,7 +59,10 @@ async def explain(ls: EngramServer, question: str, hits, title: str) -> dict:
     """The research model's answer with its sources and the retrieved code; the code alone when no model runs."""
     try:
         answer = await (await ls.inference()).ask(question, snippets(hits), role="research", max_tokens=384)
-        body = answer.text.strip()
+        checked = grounding.check_citations(answer.text.strip(), answer.cited)
+        body = checked.text
+        if checked.invented:
+            body += f"\n\n*Removed citations of code the model was not shown: {', '.join(checked.invented)}.*"
         cited_keys = {(s.path, s.start_line) for s in answer.cited}
     except InferenceError as e:
         body = f"*The model is unavailable ({e}); here is the most relevant code instead.*"
@@ -61,6 +74,20 @@ async def explain(ls: EngramServer, question: str, hits, title: str) -> dict:
     markdown = f"{body}\n\n## Sources\n{sources}\n\n## Retrieved code\n{code}"
     uri = await show_answer(ls, title, markdown)
     return {"markdown": markdown, "uri": uri, "citations": [citation(r, h) for r, h in cited_hits]}
+
+
+async def explain_workspace(ls: EngramServer, question: str) -> dict:
+    """Explains from the workspace only when retrieval found code that supports the question; otherwise says so,
+    with the nearest hits, and no model runs."""
+    hits = await related(ls, question, 6)
+    found = grounding.assess(question, hits, key=lambda pair: pair[1])
+    if found.grounded:
+        return await explain(ls, question, hits, question)
+    nearest = "\n".join(f"- {link(r, h.path, h.start_line, h.end_line)}" for r, h in found.nearest)
+    markdown = found.message() + (f"\n\n## Nearest hits (weak matches)\n{nearest}" if nearest else "")
+    uri = await show_answer(ls, question, markdown)
+    return {"markdown": markdown, "uri": uri, "citations": [], "grounded": False,
+            "nearest": [hit_json(r, h) for r, h in found.nearest]}
 
 
 async def explain_selection(ls: EngramServer, uri: str, rng: types.Range) -> dict:
@@ -81,14 +108,31 @@ async def similar(ls: EngramServer, uri: str, rng: types.Range) -> dict:
     return {"results": [hit_json(r, h) for r, h in hits], "uri": await show_answer(ls, "Similar code", markdown)}
 
 
-async def rewrite(ls: EngramServer, code: str, instruction: str, hits, path: str) -> str:
-    """The coding model's rewrite of ``code``: the first fenced block of its answer."""
+async def rewrite(ls: EngramServer, code: str, instruction: str, hits, path: str,
+                  document: str | None = None, lines: tuple[int, int] | None = None) -> str:
+    """The coding model's rewrite of ``code``: the first fenced block of its answer, re-indented like ``code``.
+    It must parse (spliced into ``document`` at ``lines``, 0-based, when given) and must not make a function call
+    itself; otherwise the model is asked once more with the problem, then ``NoValidEdit`` is raised."""
     lang = language_of(path)
-    answer = await (await ls.inference()).ask(
-        f"Rewrite the following code from {path} so that: {instruction}\n"
-        f"Return only the complete rewritten code in one fenced block.\n```{lang}\n{clean(code)}\n```",
-        snippets(hits), role="coding", max_tokens=512)
-    return extract_code(answer.text)
+    language = code_check.language_of(path)
+    inference = await ls.inference()
+    prompt = (f"Rewrite the following code from {path} so that: {instruction}\n"
+              f"Return only the complete rewritten code in one fenced block.\n```{lang}\n{clean(code)}\n```")
+
+    async def generate(feedback: str) -> str:
+        answer = await inference.ask(f"{prompt}\n{feedback}" if feedback else prompt, snippets(hits), role="coding",
+                                     max_tokens=512)
+        return code_check.match_indent(code, extract_code(answer.text))
+
+    def check(candidate: str):
+        problem = (code_check.edit_problem(document, lines[0], lines[1], candidate, language)
+                   if document is not None and lines is not None else code_check.parse_problem(candidate, language))
+        return problem or code_check.recursion_problem(code, candidate, language)
+
+    result, problem, _ = await code_check.first_valid(generate, check)
+    if problem is not None:
+        raise NoValidEdit(problem)
+    return result
 
 
 async def rewrite_selection(ls: EngramServer, uri: str, rng: types.Range, instruction: str,
@@ -99,7 +143,7 @@ async def rewrite_selection(ls: EngramServer, uri: str, rng: types.Range, instru
     text, first, last = selection(doc, rng)
     hits = await related(ls, text, 3, uri, exclude_lines=(first + 1, last + 1))
     _, rel = ls.roots.locate(uri)
-    code = await rewrite(ls, text, instruction, hits, rel or uri)
+    code = await rewrite(ls, text, instruction, hits, rel or uri, doc.source, (first, last))
     builder = EditBuilder(list(ls.roots.engrams), label or f"engram-ls: {instruction}")
     builder.replace_lines(uri, first, last, code, doc.version)
     return builder
@@ -127,12 +171,22 @@ async def generate_tests(ls: EngramServer, uri: str, rng: types.Range) -> EditBu
     hits = await related(ls, text, 3, uri, exclude_lines=(first + 1, last + 1))
     lang = language_of(rel)
     module = Path(rel).with_suffix("").as_posix().replace("/", ".")
-    answer = await (await ls.inference()).ask(
-        f"Write unit tests (pytest style for Python) for this code from {rel} (module {module}). "
-        f"Return only the test file in one fenced block.\n```{lang}\n{clean(text)}\n```",
-        snippets(hits), role="coding", max_tokens=512)
+    inference = await ls.inference()
+    prompt = (f"Write unit tests (pytest style for Python) for this code from {rel} (module {module}). "
+              f"Return only the test file in one fenced block.\n```{lang}\n{clean(text)}\n```")
+
+    async def generate(feedback: str) -> str:
+        answer = await inference.ask(f"{prompt}\n{feedback}" if feedback else prompt, snippets(hits), role="coding",
+                                     max_tokens=512)
+        return extract_code(answer.text)
+
+    target = test_path(engram.root, rel)
+    code, problem, _ = await code_check.first_valid(
+        generate, lambda c: code_check.parse_problem(c, code_check.language_of(target.name)))
+    if problem is not None:
+        raise NoValidEdit(problem)
     builder = EditBuilder(list(ls.roots.engrams), "engram-ls: generate tests")
-    builder.create(test_path(engram.root, rel), extract_code(answer.text) + "\n")
+    builder.create(target, code + "\n")
     return builder
 
 
@@ -148,6 +202,7 @@ async def refactor_workspace(ls: EngramServer, instruction: str) -> tuple[EditBu
     for root, hit in hits:
         if len(targets) < 3 and all(t[1].path != hit.path for t in targets):
             targets.append((root, hit))
+    refused: list[str] = []
     for root, hit in targets:
         path = root / hit.path
         uri = path_to_uri(path)
@@ -157,13 +212,22 @@ async def refactor_workspace(ls: EngramServer, instruction: str) -> tuple[EditBu
         if original != hit.text:
             log.info("skipping %s:%s: it holds redacted secrets or changed", hit.path, hit.start_line)
             continue
-        code = await rewrite(ls, original, f"{instruction}\nPlan: {plan}", [t for t in hits if t[1] is not hit],
-                             hit.path)
+        try:
+            code = await rewrite(ls, original, f"{instruction}\nPlan: {plan}", [t for t in hits if t[1] is not hit],
+                                 hit.path, current, (hit.start_line - 1, hit.end_line - 1))
+        except NoValidEdit as e:
+            log.warning("no edit for %s:%s: %s", hit.path, hit.start_line, e)
+            refused.append(f"{hit.path}:{hit.start_line}-{hit.end_line} ({e.problem})")
+            continue
         try:
             builder.replace_lines(uri, hit.start_line - 1, hit.end_line - 1, code,
                                   open_doc.version if open_doc else None)
         except UnsafeEdit as e:
             log.warning("refused edit: %s", e)
+    if refused:
+        plan += "\n\nNo valid edit was produced for " + "; ".join(refused) + "."
+        if not builder.changes:
+            raise NoValidEdit("; ".join(refused))
     return builder, plan
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 
 from .app import EngramServer
-from .assist import (DEFAULT_INSTRUCTION, explain, explain_selection, propose, refactor_workspace,
-                     rewrite_selection, similar)
-from .context import related
+from .assist import (DEFAULT_INSTRUCTION, explain_selection, propose, refactor_workspace, rewrite_selection,
+                     similar)
+from .assist import explain_workspace as explain_from_workspace
 from .convert import hit_json
 from .errors import BadRequest
 from .ranges import parse_range
@@ -94,8 +94,7 @@ def register(server: EngramServer) -> None:
 
     @server.command("engram.explainWorkspace")
     async def explain_workspace(ls: EngramServer, *args):
-        question = text_arg(argument(args), "question")
-        return await explain(ls, question, await related(ls, question, 6), question)
+        return await explain_from_workspace(ls, text_arg(argument(args), "question"))
 
     @server.command("engram.explainSelection")
     async def explain_selection_command(ls: EngramServer, *args):
