@@ -15,7 +15,7 @@ import sys
 from engram_ls.inference import Inference, InferenceError, InferenceSettings, Snippet, classify
 
 from . import code_check, grounding
-from .cli import EXIT_FAILED, CliError, _open, ensure_index
+from .cli import EXIT_FAILED, CliError, SigintWatcher, _open, ensure_index, exit_interrupted
 
 
 def _settings(args) -> InferenceSettings:
@@ -37,12 +37,16 @@ def _default_language(snippets: list[Snippet]) -> str | None:
     return languages.pop() if len(languages) == 1 else None
 
 
+_shown = {"any": False}  # whether part of an answer reached the terminal (an error then starts a new line)
+
+
 async def _answer(args, snippets: list[Snippet], role: str):
     """The answer, its code problems after at most one regeneration, and the number of model calls."""
     out = sys.stdout
     streamed = not args.json
 
     def show(piece: str) -> None:
+        _shown["any"] = True
         out.write(piece)
         out.flush()
 
@@ -61,6 +65,30 @@ async def _answer(args, snippets: list[Snippet], role: str):
                 show(f"\n\n[engram-ls: the code above does not parse ({problems[0]}); asking the model once more]"
                      f"\n\n")
             question = f"{args.question}\n\n{code_check.RETRY_NOTE.format(problem=problems[0])}"
+
+
+def _run_interruptible(coro):
+    """``asyncio.run(coro)``, where the first Ctrl-C cancels it (the pools close and stop their workers, which
+    never see the signal) and raises KeyboardInterrupt; a second Ctrl-C exits at once."""
+    state: dict = {}
+
+    async def main():
+        state["loop"], state["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        return await coro
+
+    def on_interrupt(count: int) -> None:
+        if count > 1 or "task" not in state:
+            exit_interrupted()
+        state["interrupted"] = True
+        state["loop"].call_soon_threadsafe(state["task"].cancel)
+
+    try:
+        with SigintWatcher(on_interrupt):
+            return asyncio.run(main())
+    except asyncio.CancelledError:
+        if state.get("interrupted"):
+            raise KeyboardInterrupt from None
+        raise
 
 
 def _silent(args, found: grounding.Grounding, role: str, files: int) -> int:
@@ -91,10 +119,10 @@ def run_ask(args) -> int:
         return _silent(args, found, role, summary.files)
     snippets = [Snippet(h.path, h.start_line, h.end_line, h.text) for h in hits]
     try:
-        answer, problems, calls = asyncio.run(_answer(args, snippets, role))
+        answer, problems, calls = _run_interruptible(_answer(args, snippets, role))
     except InferenceError as e:
-        if not args.json:
-            print(file=sys.stderr)
+        if _shown["any"]:
+            print(flush=True)
         raise CliError(str(e), EXIT_FAILED) from None
     given = answer.cited or []
     checked = grounding.check_citations(answer.text, given)

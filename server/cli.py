@@ -280,22 +280,73 @@ def cmd_ask(args) -> int:
     return run_ask(args)
 
 
-def _exit_interrupted(signum=None, frame=None) -> None:
-    """SIGINT while serving: one line, exit 130 at once. The event loop and pygls' stdin reader thread cannot be
-    unwound cleanly from a blocked read; the workers die with this process (pipe EOF and PR_SET_PDEATHSIG)."""
+def exit_interrupted(*_) -> None:
+    """One line, exit 130 at once (no unwinding: nothing is left to print a traceback)."""
     try:
         os.write(2, (INTERRUPTED + "\n").encode())
     finally:
         os._exit(EXIT_INTERRUPTED)
 
 
+class SigintWatcher:
+    """Ctrl-C handled in one place while SIGINT is blocked in the calling thread.
+
+    Child processes inherit the signal mask of the thread that starts them, so model workers started inside this
+    block never receive the terminal's SIGINT, not even while their interpreter is still starting (before any
+    handler of theirs exists). The parent notices the signal either in the watcher thread (``sigwait``) or, when
+    the kernel hands it to a thread that does not block it (numba's, OpenBLAS'), through Python's handler; both
+    call ``on_interrupt(n)`` for the n-th Ctrl-C."""
+
+    def __init__(self, on_interrupt):
+        self.on_interrupt = on_interrupt
+        self._done = False
+        self._count = 0
+        self._lock = None
+        self._thread = None
+        self._previous = None
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._count += 1
+            n = self._count
+        self.on_interrupt(n)
+
+    def _watch(self) -> None:
+        while True:
+            signal.sigwait({signal.SIGINT})
+            if self._done:
+                return
+            self._fire()
+
+    def __enter__(self) -> "SigintWatcher":
+        import threading
+
+        self._lock = threading.Lock()
+        self._previous = signal.signal(signal.SIGINT, lambda signum, frame: self._fire())
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        self._thread = threading.Thread(target=self._watch, name="sigint", daemon=True)  # inherits the mask
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done = True
+        signal.pthread_kill(self._thread.ident, signal.SIGINT)  # wakes the watcher, which sees _done and ends
+        self._thread.join()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, self._previous)
+
+
 def cmd_serve(args) -> int:
-    signal.signal(signal.SIGINT, _exit_interrupted)
+    """SIGINT while serving: one line, exit 130 at once. The event loop and pygls' stdin reader cannot be
+    unwound cleanly from a blocked read; the workers never see the signal and die with this process (pipe EOF
+    and PR_SET_PDEATHSIG)."""
+    signal.signal(signal.SIGINT, exit_interrupted)  # until the watcher takes over, and for a SIGINT sent to it
     if not args.tcp and sys.stdin.isatty():
         print(TTY_HINT, file=sys.stderr, flush=True)
-    from engram_ls.server.app import run_server
+    with SigintWatcher(exit_interrupted):
+        from engram_ls.server.app import run_server
 
-    return run_server(args)
+        return run_server(args)
 
 
 def main(argv: list[str] | None = None) -> int:

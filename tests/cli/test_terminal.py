@@ -93,6 +93,27 @@ def test_ctrl_c_during_ask_ends_with_one_line_and_stops_the_workers(tmp_path):
         term.close()
 
 
+def test_ctrl_c_while_the_workers_are_still_starting(tmp_path):
+    """The moment a worker process exists its interpreter is still starting, long before any handler of its own:
+    the signal must not reach it at all (it is blocked in the thread that starts the workers)."""
+    ws = make_workspace(tmp_path / "ws")
+    for _ in range(3):
+        term = Terminal([EXE, "ask", ws, "How do we download a web page?", "--backend", "stub"], env_for(tmp_path))
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not children(term.proc.pid):
+                time.sleep(0.002)  # polling a condition with a bound
+            workers = children(term.proc.pid)
+            assert workers
+            term.type(CTRL_C)
+            assert term.wait() == 130
+            assert_clean_interrupt(term.stderr)
+            assert term.stderr.strip() == INTERRUPTED, term.stderr
+            assert wait_gone(workers) == []
+        finally:
+            term.close()
+
+
 def lsp(message: dict) -> bytes:
     body = json.dumps(message).encode()
     return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)

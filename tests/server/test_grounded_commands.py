@@ -68,3 +68,46 @@ async def test_an_edit_that_does_not_parse_is_regenerated_once_then_refused(work
         assert not client.applied_edits
     finally:
         await stop(client)
+
+
+GETADDRESSES = '''from email._parseaddr import AddressList as _AddressList
+
+COMMASPACE = ", "
+
+
+def getaddresses(fieldvalues):
+    """Return a list of (REALNAME, EMAIL) for each fieldvalue."""
+    all = COMMASPACE.join(str(v) for v in fieldvalues)
+    a = _AddressList(all)
+    return a.addresslist
+'''
+
+
+@pytest.mark.model
+async def test_the_real_model_refactoring_getaddresses_offers_only_code_that_parses(tmp_path, generations):
+    """The issue's case, with the shipped model: whatever it writes, an offered edit parses and does not make
+    getaddresses call itself; otherwise the request says that no valid edit was produced."""
+    from engram_ls.server.code_check import edit_problem, recursion_problem
+
+    ws = tmp_path / "ws"
+    (ws / "mail").mkdir(parents=True)
+    (ws / "mail" / "utils.py").write_text(GETADDRESSES)
+    client = await start(ws, tmp_path / "cache", options={"inference": {"requestTimeoutS": 300}})
+    try:
+        await indexed(client)
+        uri = open_doc(client, ws / "mail" / "utils.py")
+        try:
+            out = await command(client, "engram.refactorSelection", {
+                "uri": uri, "range": {"start": {"line": 5, "character": 0}, "end": {"line": 10, "character": 0}},
+                "instruction": "Refactor getaddresses for readability", "apply": False})
+        except JsonRpcException as e:
+            assert "no valid edit was produced" in str(e), e
+            print(f"refused: {e}")
+            return
+        new_text = out["edit"]["documentChanges"][0]["edits"][0]["newText"]
+        print(f"offered ({generations()} generations so far):\n{new_text}")
+        original = "\n".join(GETADDRESSES.splitlines()[5:10])
+        assert edit_problem(GETADDRESSES, 5, 9, new_text, "python") is None, new_text
+        assert recursion_problem(original, new_text, "python") is None, new_text
+    finally:
+        await stop(client)
