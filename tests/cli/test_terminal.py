@@ -93,6 +93,49 @@ def test_ctrl_c_during_ask_ends_with_one_line_and_stops_the_workers(tmp_path):
         term.close()
 
 
+def test_ctrl_c_during_search_blocked_on_a_named_pipe(tmp_path):
+    """``--queries-file <(…)`` is a named pipe: search waits for its writer, and Ctrl-C still ends it."""
+    ws = make_workspace(tmp_path / "ws")
+    fifo = tmp_path / "queries.jsonl"
+    os.mkfifo(fifo)
+    term = Terminal([EXE, "search", ws, "--queries-file", fifo, "--json"], env_for(tmp_path))
+    try:
+        deadline = time.monotonic() + 120
+        writer = None
+        while writer is None:  # opening for writing succeeds only once search has the pipe open for reading
+            try:
+                writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                assert time.monotonic() < deadline and term.proc.poll() is None, term.stderr
+                time.sleep(0.01)  # polling a condition with a bound
+        term.type(CTRL_C)
+        assert term.wait() == 130
+        assert term.stderr.strip() == INTERRUPTED, term.stderr
+        os.close(writer)
+    finally:
+        term.close()
+
+
+@pytest.mark.model
+def test_ctrl_c_during_ask_with_the_shipped_model(tmp_path):
+    """The issue's case: llama.cpp workers streaming an answer, Ctrl-C typed once."""
+    ws = make_workspace(tmp_path / "ws")
+    term = Terminal([EXE, "ask", ws, "Explain how apply_discount computes the price", "--max-tokens", "300"],
+                    env_for(tmp_path))
+    try:
+        term.wait_for(lambda t: len(t.output.strip()) > 20, timeout=600)  # the model is streaming its answer
+        workers = children(term.proc.pid)
+        assert len(workers) == 2
+        term.type(CTRL_C)
+        assert term.wait(120) == 130
+        assert_clean_interrupt(term.stderr)
+        assert term.stderr.strip().splitlines()[-1] == INTERRUPTED
+        assert "Sources:" not in term.output
+        assert wait_gone(workers) == []
+    finally:
+        term.close()
+
+
 def test_ctrl_c_while_the_workers_are_still_starting(tmp_path):
     """The moment a worker process exists its interpreter is still starting, long before any handler of its own:
     the signal must not reach it at all (it is blocked in the thread that starts the workers)."""
