@@ -2,8 +2,11 @@
 the engram and relative path that hold it. With no workspace folder at all, the folder of the first file opened
 becomes a root (a "loose folder"), bounded to ``LOOSE_MAX_FILES`` files.
 
-Encoding runs on one executor thread (numba and numpy release the GIL), so the event loop keeps serving while a
-workspace indexes; editor updates for the same document coalesce, so a typing storm costs one re-encode per burst.
+Two worker threads keep the event loop free (numba and numpy release the GIL): the *editor* thread applies the
+editor's updates (short, in order; updates for the same document coalesce, so a typing storm costs one update per
+burst), and the *background* thread runs what may take long — indexing a workspace, saving the store, and settling
+the syntax structure when typing pauses. A search waits only for the editor's pending updates, never behind an index
+or a save: the engram's lock is taken per file, so they interleave.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engram_ls.server")
 LOOSE_MAX_FILES = 2000  # a loose folder may be a home or Downloads folder: index a project's worth, not all of it
+SETTLE_DELAY_S = 0.5    # typing pause after which the edited documents' syntax structure is brought up to date
 
 
 class Roots:
@@ -33,7 +38,10 @@ class Roots:
         self.server = server
         self.engrams: dict[Path, Engram] = {}
         self.indexing: dict[Path, asyncio.Task] = {}
+        self.background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-index")
         self._dirty: dict[str, asyncio.Task] = {}
+        self._applying: set[asyncio.Future] = set()
+        self._settle_timers: dict[Path, asyncio.TimerHandle] = {}
         self.last_summary: dict[str, dict] = {}
         self._save_error_shown: set[Path] = set()
         self.folders_given = False  # the client named workspace folders; no loose folders then
@@ -83,7 +91,7 @@ class Roots:
             task.cancel()
         engram = self.engrams.pop(path, None)
         if engram is not None:
-            self.server.executor.submit(self.save_quietly, engram, asyncio.get_running_loop())
+            self.save_later(engram)
 
     def locate(self, uri: str) -> tuple[Engram | None, str | None]:
         """The engram whose root holds ``uri`` (the deepest root wins) and the path relative to it."""
@@ -134,7 +142,7 @@ class Roots:
             return summary
 
         try:
-            summary = await loop.run_in_executor(self.server.executor, work)
+            summary = await loop.run_in_executor(self.background, work)
         except Exception as e:
             log.exception("indexing %s failed", root)
             self.last_summary[str(root)] = {"root": str(root), "error": str(e)}
@@ -183,14 +191,49 @@ class Roots:
         except Exception as e:
             log.warning("cannot read %s: %s", uri, e)
             return
-        await asyncio.get_running_loop().run_in_executor(self.server.executor, engram.set_document, rel, text)
+        loop = asyncio.get_running_loop()
+        applying = loop.run_in_executor(self.server.executor, engram.set_document, rel, text)
+        self._applying.add(applying)
+        try:
+            await applying
+        finally:
+            self._applying.discard(applying)
+        self.settle_later(engram)
+
+    def settle_later(self, engram: Engram) -> None:
+        """Brings the edited documents' syntax structure up to date once typing has paused (background thread)."""
+        timer = self._settle_timers.pop(engram.root, None)
+        if timer is not None:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+
+        def run() -> None:
+            try:
+                engram.settle()
+            except Exception:  # background work: log it, the next pause tries again
+                log.exception("settling %s failed", engram.root)
+
+        def settle() -> None:
+            self._settle_timers.pop(engram.root, None)
+            self.background.submit(run)
+        self._settle_timers[engram.root] = loop.call_later(SETTLE_DELAY_S, settle)
+
+    def save_later(self, engram: Engram) -> None:
+        """Saves the store on the background thread (a save never delays an edit or a search)."""
+        self.background.submit(self.save_quietly, engram, asyncio.get_running_loop())
+
+    def submit(self, fn, *args) -> None:
+        """An editor-ordered update (close, delete, watched-file change) on the editor thread."""
+        self.server.executor.submit(fn, *args)
 
     async def flush(self, uri: str | None = None) -> None:
-        """Waits for pending engram updates (all, or one document's)."""
+        """Waits for the editor's pending updates (all, or one document's) — not for indexing or saves."""
         tasks = [t for u, t in self._dirty.items() if uri is None or u == uri]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        # a no-op job on the single encoder thread runs after every update queued before it
+        if self._applying:
+            await asyncio.gather(*list(self._applying), return_exceptions=True)
+        # a no-op job on the editor thread runs after every update queued before it (closes, watched files)
         await asyncio.get_running_loop().run_in_executor(self.server.executor, lambda: None)
 
     async def search(self, query: str, k: int = 10, scope: str | None = None, root: Path | None = None
@@ -228,7 +271,7 @@ class Roots:
     async def save_all(self) -> None:
         loop = asyncio.get_running_loop()
         for engram in list(self.engrams.values()):
-            await loop.run_in_executor(self.server.executor, self.save_quietly, engram, loop)
+            await loop.run_in_executor(self.background, self.save_quietly, engram, loop)
 
     def status(self) -> dict:
         return {str(root): {**engram.stats(), "uri": path_to_uri(root), "loose": root in self.loose,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from lsprotocol import types
@@ -34,15 +33,14 @@ def register(server: EngramServer) -> None:
     def did_save(ls: EngramServer, params: types.DidSaveTextDocumentParams) -> None:
         engram, _ = ls.roots.locate(params.text_document.uri)
         if engram is not None:
-            loop = asyncio.get_running_loop()
-            ls.executor.submit(ls.roots.save_quietly, engram, loop)
+            ls.roots.save_later(engram)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: EngramServer, params: types.DidCloseTextDocumentParams) -> None:
         versions.pop(params.text_document.uri, None)
         engram, rel = ls.roots.locate(params.text_document.uri)
         if engram is not None:
-            ls.executor.submit(engram.close_document, rel)
+            ls.roots.submit(engram.close_document, rel)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched(ls: EngramServer, params: types.DidChangeWatchedFilesParams) -> None:
@@ -53,6 +51,6 @@ def register(server: EngramServer) -> None:
             if engram is None:
                 continue
             if change.type == types.FileChangeType.Deleted:
-                ls.executor.submit(engram.remove_document, rel)
+                ls.roots.submit(engram.remove_document, rel)
             else:
-                ls.executor.submit(engram.refresh_file, rel)
+                ls.roots.submit(engram.refresh_file, rel)
