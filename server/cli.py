@@ -190,13 +190,32 @@ def skipped_lines(skipped: dict | None) -> list[str]:
     return lines
 
 
+def secret_files(engram) -> list[str]:
+    """The secret-bearing files the walk left out (``.env``, keys…): found by a second walk that lets them in.
+    (The walk itself does not record them; counting them there would save this walk.)"""
+    from dataclasses import replace
+
+    from engram_ls.retrieval.store import cache_root
+    from engram_ls.retrieval.walk import is_secret_path, walk_files
+
+    if engram.settings.include_secrets:
+        return []
+    loose = replace(engram.settings, include_secrets=True)
+    return [p for p in walk_files(engram.root, loose, skip=(cache_root(),)) if is_secret_path(p)]
+
+
 def cmd_index(args) -> int:
     engram = _open(args.path)
     summary = engram.index_workspace(progress=_progress_bar(not args.quiet and sys.stderr.isatty()))
     engram.save()
     print(f"indexed {summary.files} files, {summary.chunks} chunks in {summary.seconds:.2f} s "
           f"({summary.encoded_files} re-encoded, {summary.removed_files} removed) -> {engram.store_path}")
-    for line in skipped_lines(getattr(summary, "skipped", None)):
+    skipped = dict(getattr(summary, "skipped", None) or {})
+    if "secret" not in skipped:
+        secrets = secret_files(engram)
+        if secrets:
+            skipped["secret"] = secrets
+    for line in skipped_lines(skipped):
         print(line)
     return 0
 

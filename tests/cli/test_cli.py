@@ -105,13 +105,16 @@ def test_one_wording_per_cause_in_every_command(tmp_path):
 def test_index_reports_skipped_files_by_reason(ws, tmp_path):
     (ws / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00" + bytes(range(256)))
     (ws / "data.min.js").write_text("var a=" + "1," * 600_000 + "1;")  # 1.2 MB on one line
+    (ws / ".env").write_text("API_KEY=abc\n")
+    (ws / "shop" / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
     out = run("index", ws, "--quiet", cache=tmp_path / "c").stdout
     assert "indexed 5 files" in out
-    assert "skipped 2 files: 1 binary, 1 too large" in out, out
+    assert "skipped 4 files: 1 binary, 2 secret, 1 too large" in out, out
+    assert "  secret: .env\n  secret: shop/id_rsa" in out  # secret files are named: they are never indexed
     again = run("index", ws, "--quiet", cache=tmp_path / "c").stdout
-    assert "skipped 2 files: 1 binary, 1 too large" in again  # skipped every time, not only the first
-    (ws / "logo.png").unlink()
-    (ws / "data.min.js").unlink()
+    assert "skipped 4 files: 1 binary, 2 secret, 1 too large" in again  # skipped every time, not only the first
+    for name in ("logo.png", "data.min.js", ".env", "shop/id_rsa"):
+        (ws / name).unlink()
     assert "\nskipped" not in run("index", ws, "--quiet", cache=tmp_path / "c").stdout
 
 
