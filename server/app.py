@@ -72,6 +72,18 @@ class EngramProtocol(LanguageServerProtocol):
         log.info("request %s failed: %s", msg_id, error.message)
         self._send_response(msg_id, error=error)
 
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
+        """pygls 2.1.1 runs the handler behind a generator feature (``workspace/executeCommand``, every engram.*
+        command) under a fresh uuid in ``_request_futures`` and never removes it: each command kept its finished
+        task and its result alive. Forget a future once it is done."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            def forget(done, msg_id=msg_id):
+                if self._request_futures.get(msg_id) is done:
+                    del self._request_futures[msg_id]
+            future.add_done_callback(forget)
+
     def answer_parse_error(self, error: json.JSONDecodeError) -> None:
         """Invalid JSON has no id to answer; JSON-RPC says to reply with a null id."""
         self._send_response(None, None, JsonRpcParseError(f"invalid JSON: {error}").to_response_error())

@@ -28,9 +28,10 @@ def capabilities(kind: str, encodings=None) -> types.ClientCapabilities:
 
 
 async def start(root: Path | list[Path], cache: Path, options: dict | None = STUB, kind: str = "vscode",
-                encodings=None):
+                encodings=None, server: list[str] | None = None, env: dict | None = None):
     roots = root if isinstance(root, list) else [root]
-    config = ClientServerConfig(server_command=SERVER, server_env=dict(os.environ, ENGRAM_LS_CACHE=str(cache)))
+    config = ClientServerConfig(server_command=server or SERVER,
+                                server_env=dict(os.environ, ENGRAM_LS_CACHE=str(cache), **(env or {})))
     client = await config.start()
     client.applied_edits = []
 
