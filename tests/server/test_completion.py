@@ -1,13 +1,28 @@
 """Inline completion and the completion fallback, with supersede and outdated-version handling."""
 
 import asyncio
+import json
 
 import pytest
 from lsprotocol import types
 
-from .conftest import STUB, change, indexed, open_doc, start, stop
+from .conftest import STUB, change, command, indexed, open_doc, start, stop, until
 
+# 40 ms a token, 48 tokens: a generation left to run takes about 2 s
 SLOW_STUB = {"backend": {"kind": "stub"}, "inference": {"stubDelayMs": 40}, "completion": {"debounceMs": 0}}
+
+
+def sent_frames(trace) -> list[dict]:
+    """Every frame the server has sent to a worker so far (ENGRAM_LS_TRACE_FRAMES)."""
+    return [json.loads(line) for line in trace.read_text().splitlines()] if trace.exists() else []
+
+
+async def generation_sent(trace, after: int = 0) -> str:
+    """Waits until the server has handed a completion to a worker (the generation is running) and returns its id."""
+    async def sent():
+        ids = [f["id"] for f in sent_frames(trace) if f["type"] == "generate" and f["id"].startswith("complete-")]
+        return ids[after] if len(ids) > after else None
+    return await until(sent, what="a completion handed to a worker")
 
 
 def inline(client, uri, line, character):
@@ -59,31 +74,41 @@ async def test_completion_is_registered_from_the_configuration_at_initialize(wor
             await stop(client)
 
 
-async def test_newer_request_supersedes_and_cancels_the_older(workspace, tmp_path):
+async def test_newer_request_supersedes_and_cancels_the_older(workspace, tmp_path, monkeypatch):
+    trace = tmp_path / "frames.jsonl"
+    monkeypatch.setenv("ENGRAM_LS_TRACE_FRAMES", str(trace))
     client = await start(workspace, tmp_path / "cache", options=SLOW_STUB)
     try:
         await indexed(client)
         uri = open_doc(client, workspace / "shop/cart.py")
         first = asyncio.ensure_future(inline(client, uri, 14, 8))
-        await asyncio.sleep(0.3)  # let the first generation start in the worker (not a synchronisation point)
+        first_id = await generation_sent(trace)  # the first generation is running in the worker now
         second = await inline(client, uri, 14, 8)
         assert second.items[0].insert_text.startswith("stub_")
         assert await first is None
-        status = await client.workspace_execute_command_async(types.ExecuteCommandParams("engram.status"))
-        assert status["models"]["coding"]["alive"] == 1
+        # the older generation was cancelled in its worker, not just dropped when it finished
+        assert {"type": "cancel", "id": first_id} in sent_frames(trace)
+        stats = (await command(client, "engram.status"))["completion"]
+        assert stats["started"] == 2 and stats["superseded"] == 1 and stats["returned"] == 1
+        assert stats["discarded"] == 1 and stats["wasted_tokens"] < 48  # it stopped before its 48 tokens
+        assert (await command(client, "engram.status"))["models"]["coding"]["alive"] == 1
     finally:
         await stop(client)
 
 
-async def test_result_for_an_outdated_version_is_never_returned(workspace, tmp_path):
+async def test_result_for_an_outdated_version_is_never_returned(workspace, tmp_path, monkeypatch):
+    trace = tmp_path / "frames.jsonl"
+    monkeypatch.setenv("ENGRAM_LS_TRACE_FRAMES", str(trace))
     client = await start(workspace, tmp_path / "cache", options=SLOW_STUB)
     try:
         await indexed(client)
         uri = open_doc(client, workspace / "shop/cart.py")
         pending = asyncio.ensure_future(inline(client, uri, 14, 8))
-        await asyncio.sleep(0.3)
+        await generation_sent(trace)  # the generation was made for version 1 and is running
         change(client, uri, 2, (0, 0), (0, 0), "# typed meanwhile\n")
         assert await pending is None
+        stats = (await command(client, "engram.status"))["completion"]
+        assert stats["started"] == 1 and stats["returned"] == 0 and stats["discarded"] == 1
     finally:
         await stop(client)
 
