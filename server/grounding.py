@@ -22,7 +22,7 @@ GENERIC = frozenset(
     "code codes function functions method methods class classes file files module modules program project "
     "workspace repo repository thing things work works working happen happens mean means explain explained "
     "describe implemented implementation implement part parts here example way ways doing make makes made "
-    "variable variables value values line lines call calls called".split())
+    "variable variables value values line lines call calls called where i me my please tell show".split())
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ers", "er", "ied", "ies", "ed", "es", "s", "e")
 MIN_STEM = 4
 
