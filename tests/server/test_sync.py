@@ -3,7 +3,7 @@
 import pytest
 from lsprotocol import types
 
-from .conftest import change, indexed, open_doc, search, start, stop
+from .conftest import change, command, indexed, open_doc, search, start, stop
 
 ENCODINGS = [types.PositionEncodingKind.Utf16, types.PositionEncodingKind.Utf8, types.PositionEncodingKind.Utf32]
 
@@ -70,18 +70,29 @@ async def test_close_returns_to_the_disk_version(client, workspace):
     client.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri)))
     results = await search(client, "UNSAVED_PANGOLIN", 3)
     assert all("UNSAVED_PANGOLIN" not in r["text"] for r in results)
+    # the file is still indexed, with exactly its disk text at the cited lines
+    disk = (workspace / "shop/pricing.py").read_text().splitlines()
+    hit = next(r for r in await search(client, "apply discount rate amount", 5) if r["path"] == "shop/pricing.py")
+    assert hit["text"] == "\n".join(disk[hit["start_line"] - 1:hit["end_line"]])
+
+
+async def files_indexed(client) -> int:
+    return sum(r["files"] for r in (await command(client, "engram.status"))["index"].values())
 
 
 async def test_watched_file_changes_update_the_index(client, workspace):
+    files = await files_indexed(client)
     new = workspace / "net/watched.py"
     new.write_text("def watched_capybara():\n    pass\n")
     client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(
         changes=[types.FileEvent(uri=new.as_uri(), type=types.FileChangeType.Created)]))
     assert (await search(client, "watched capybara", 1))[0]["path"] == "net/watched.py"
+    assert await files_indexed(client) == files + 1
     new.unlink()
     client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(
         changes=[types.FileEvent(uri=new.as_uri(), type=types.FileChangeType.Deleted)]))
     assert all(r["path"] != "net/watched.py" for r in await search(client, "watched capybara", 3))
+    assert await files_indexed(client) == files  # removed from the index, not just ranked lower
 
 
 async def test_unopened_and_out_of_order_changes_do_not_break_the_server(client, workspace):
@@ -97,5 +108,14 @@ async def test_secret_files_opened_in_the_editor_stay_out_of_the_index(client, w
     env.write_text("API_TOKEN=sk-live-abcdefghijklmnopqrstuvwx\n")
     uri = open_doc(client, env, language="dotenv")
     change(client, uri, 2, (0, 0), (0, 0), "ARMADILLO_SECRET=1\n")
+    files = await files_indexed(client)
+    # the control: the same text in an ordinary file is found at once
+    plain = workspace / "settings.py"
+    plain.write_text("OTHER = 2\n")
+    plain_uri = open_doc(client, plain)
+    change(client, plain_uri, 2, (0, 0), (0, 0), "ARMADILLO_SECRET=1\n")
     results = await search(client, "ARMADILLO_SECRET API_TOKEN", 5)
+    assert results and results[0]["path"] == "settings.py"
     assert all(r["path"] != ".env" for r in results)
+    assert all("sk-live" not in r["text"] for r in await search(client, "API_TOKEN sk live", 10))
+    assert await files_indexed(client) == files + 1  # settings.py joined; .env never did
