@@ -105,3 +105,39 @@ def test_leading_comments_belong_to_the_function_below():
     chunks = chunk_document("m.py", "x = 1\n\n# explains f\n# more\ndef f():\n    return 1\n")
     f = next(c for c in chunks if c.symbol == "f")
     assert f.start_line == 3
+
+
+def test_exact_spans_of_small_units_markdown_and_paragraphs():
+    """Pinned spans (1-based inclusive lines, kind, symbol) for the shapes every language reduces to."""
+    from engram_ls.retrieval.chunking import chunk_spans
+
+    # a class shorter than MAX_LINES stays one unit; only a long one is split into its methods
+    assert chunk_spans("m.py", PY) == [(1, 4, "module", ""), (7, 8, "function", "alpha"),
+                                       (11, 14, "function", "beta"), (17, 22, "class", "Gamma")]
+    big = "class Big:\n" + "".join(f"    def m{i}(self):\n        x = {i}\n        return x\n\n" for i in range(30))
+    spans = chunk_spans("b.py", big)
+    assert spans[:3] == [(1, 1, "class", "Big"), (2, 4, "method", "Big.m0"), (6, 8, "method", "Big.m1")]
+    assert len(spans) == 31
+    # Markdown: one section per heading, a preamble before the first heading is its own section
+    md = "# Title\n\nIntro text.\n\n## Install\n\nRun it.\nmore\n\n## Use\n\nCall it.\n"
+    assert chunk_spans("g.md", md) == [(1, 3, "section", "Title"), (5, 8, "section", "Install"),
+                                       (10, 12, "section", "Use")]
+    assert chunk_spans("g.md", "Preamble line\n\n# Head\n\nBody\n") == [(1, 1, "section", ""),
+                                                                        (3, 5, "section", "Head")]
+    # plain text: paragraphs split at blank lines (an indented line continues its paragraph), small ones merged
+    para = lambda tag, n: "\n".join(f"{tag} line {i}" for i in range(n))  # noqa: E731
+    text = para("a", 20) + "\n\n" + "\n".join(f"    cont {i}" for i in range(3)) + "\n\n" + para("b", 20) + \
+        "\n\n\n" + para("c", 5) + "\n"
+    assert chunk_spans("notes.txt", text) == [(1, 24, "block", ""), (26, 52, "block", "")]
+    # the line right after a blank decides: unindented starts a new paragraph even if an indented one follows
+    text = para("a", 20) + "\n\nx\n    y\n" + para("b", 20) + "\n"
+    assert chunk_spans("notes.txt", text) == [(1, 20, "block", ""), (22, 43, "block", "")]
+
+
+def test_a_unit_ending_at_column_zero_ends_on_the_line_before():
+    from engram_ls.retrieval.chunking import chunk_spans
+
+    js = "function a() {\n  return 1;\n}\nfunction b() { return 2; }\n"
+    assert chunk_spans("x.js", js) == [(1, 3, "function", "a"), (4, 4, "function", "b")]
+    py = "def f():\n    return 1\n\n\ndef g():\n    pass\n"
+    assert chunk_spans("c.py", py) == [(1, 2, "function", "f"), (5, 6, "function", "g")]

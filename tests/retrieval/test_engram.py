@@ -1,5 +1,7 @@
 import threading
 
+import pytest
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -284,3 +286,66 @@ def test_arena_compaction_runs_and_keeps_every_live_chunk_intact():
     for slot, ids in chunks.items():
         got_ids, got_w = t.features(slot)
         assert np.array_equal(got_ids, ids) and len(got_w) == len(ids)
+
+
+# Fixed edits through the keystroke path (the fast, deterministic sibling of the property test above): at the
+# first line, at the end, across lines, leaving a blank last line, with no final newline, deleting everything — each then settled and
+# compared with indexing the final text from scratch.
+FIXED_EDITS = [((0, 0), (0, 0), "# first line\n"), ((0, 0), (1, 0), ""), ((3, 4), (5, 2), "x = 1\n\n"),
+               ((99, 0), (99, 0), "\ndef tail():\n    return 0\n"), ((2, 0), (2, 0), "\n\n"),
+               ((99, 0), (99, 0), "no_newline_at_the_end = 1"), ((1, 0), (1, 0), "y = 2\n"),
+               ((0, 0), (99, 0), "")]
+
+
+@pytest.mark.parametrize("path", ["shop/cart.py", "src/util.js", "docs/guide.md", "notes.txt"])
+def test_fixed_keystroke_edits_equal_a_full_rebuild(workspace, cache, tmp_path, path):
+    e = indexed(workspace, cache)
+    on_disk = workspace / path
+    text = on_disk.read_text() if on_disk.exists() else SAMPLES.get(path) or "para\ntwo\n\nsecond\n\n\nthird\n"
+    e.set_document(path, text)
+    for start, end, new in FIXED_EDITS:
+        e.apply_edit(path, start, end, new)
+        text = _reference_apply(text, start, end, new)
+        assert e.document_text(path) == text
+        e.settle()
+        fresh = Engram.open(workspace, cache_dir=tmp_path / f"fresh{len(text)}")
+        fresh.index_workspace()
+        fresh.set_document(path, text)
+        assert _snapshot(e, path) == _snapshot(fresh, path), (start, end, new)
+
+
+def _reference_apply(text, start, end, new):
+    lines = text.split("\n")
+
+    def off(line, col):
+        return len(text) if line >= len(lines) else sum(len(x) + 1 for x in lines[:line]) + min(col, len(lines[line]))
+    return text[:off(*start)] + new + text[off(*end):]
+
+
+def test_set_document_keeps_the_text_and_file_vector_is_the_sum_of_its_chunks(workspace, cache):
+    e = indexed(workspace, cache)
+    text = (workspace / "shop/cart.py").read_text() + "\n# only in the editor\n"
+    e.set_document("shop/cart.py", text)
+    assert e.document_text("shop/cart.py") == text  # the editor's text, not the disk's
+    for path in ("shop/cart.py", "net/http_client.py"):
+        total = np.zeros(vsa.DIM, np.int64)
+        for slot in e.docs[path].slots:
+            ids, w = e.table.features(slot)
+            d, v = vsa.bundle(e.features.hv[ids], w)
+            total[d] += v
+        d, v = e.file_vector(path)
+        assert d.dtype == np.int32 and np.array_equal(np.flatnonzero(total), d) and np.array_equal(total[d], v)
+
+
+def test_refresh_file_follows_the_disk(workspace, cache):
+    e = indexed(workspace, cache)
+    (workspace / "net/http_client.py").write_text("def fetch_gopher_hole(url):\n    return url\n")
+    e.refresh_file("net/http_client.py")
+    assert e.search("fetch gopher hole", 1)[0].path == "net/http_client.py"
+    (workspace / "net/http_client.py").write_bytes(b"\x00\x01binary now")
+    e.refresh_file("net/http_client.py")
+    assert "net/http_client.py" not in e.documents()
+    (workspace / "shop/pricing.py").unlink()
+    e.refresh_file("shop/pricing.py")
+    assert "shop/pricing.py" not in e.documents()
+    assert all(h.path != "shop/pricing.py" for h in e.search("apply discount amount", 5))

@@ -87,3 +87,21 @@ def test_save_is_atomic_on_failure(workspace, cache, monkeypatch):
         e.save()  # the failure reaches the caller: nobody is told "saved" when it was not
     assert e.store_path.read_bytes() == before
     assert [p.name for p in e.store_path.parent.iterdir()] == [e.store_path.name]
+
+
+def test_cache_location_comes_from_the_argument_then_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENGRAM_LS_CACHE", str(tmp_path / "from-env"))
+    assert store.cache_root() == tmp_path / "from-env"
+    assert store.cache_root(tmp_path / "given") == tmp_path / "given"
+    monkeypatch.delenv("ENGRAM_LS_CACHE")
+    assert store.cache_root() != tmp_path / "from-env" and "engram-ls" in str(store.cache_root())
+
+
+def test_unreadable_store_is_one_line_saying_so(workspace, cache):
+    e = build(workspace, cache)
+    e.store_path.unlink()
+    e.store_path.mkdir()  # reading it fails with an OSError (IsADirectoryError), even for root
+    with pytest.raises(store.StoreError, match=r"is unreadable \(Is a directory\)"):
+        store.read_payload(e.store_path)
+    again = Engram.open(workspace, cache_dir=cache)
+    assert "unreadable" in again.load_warning and again.documents() == []
