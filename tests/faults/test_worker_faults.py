@@ -16,15 +16,27 @@ async def worker_pids(client, role="research"):
 
 async def test_killed_and_frozen_workers_are_replaced_and_requests_answered(workspace, tmp_path):
     client = await start(workspace, tmp_path / "cache", options=SLOW)
+
+    async def research():
+        return (await command(client, "engram.status"))["models"]["research"]
+
+    async def idle():
+        r = await research()
+        return isinstance(r, dict) and r["alive"] == r["size"] and r["busy"] == 0 and r["queued"] == 0
+
+    async def generating():
+        return (await research())["busy"] == 1
+
     try:
         await indexed(client)
         await until(lambda: worker_pids(client), what="workers")
         all_pids = set(await worker_pids(client)) | set(await worker_pids(client, "coding"))
         for sig in (signal.SIGKILL, signal.SIGSTOP):
             victim = (await worker_pids(client))[0]
+            await until(idle, what="the research worker to be idle (warmed up)")
             task = asyncio.ensure_future(command(client, "engram.explainWorkspace", {"question": "explain the cart"}))
-            await asyncio.sleep(0.3)  # the answer is being generated now (30 ms a token); timing is not asserted
-            os.kill(victim, sig)
+            await until(generating, what="the answer to be handed to the research worker")
+            os.kill(victim, sig)  # mid-generation: the answer takes 96 tokens x 30 ms
             answer = await asyncio.wait_for(task, 120)
             assert answer["markdown"].startswith("stub_")  # answered by the retried request, not an error
 
