@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 
 from lsprotocol import types
 
@@ -25,16 +26,34 @@ STOPS = ["\n\n\n"]
 
 
 def trim(text: str, suffix: str) -> str:
-    """Cuts a completion at a blank line and where it starts repeating the code after the cursor."""
+    """Cuts a completion at a blank line, at a Markdown fence line (the model closing a code block it imagined;
+    seen in real VS Code: Tab put a stray "```" into a Python file) and where it starts repeating the code after
+    the cursor."""
     text = text.rstrip()
     if "\n\n" in text:
         text = text[: text.index("\n\n")].rstrip()
+    fence = re.search(r"(^|\n)[ \t]*```", text)
+    if fence:
+        text = text[: fence.start()].rstrip()
     head = suffix.lstrip().split("\n", 1)[0].strip()
     if head and len(head) > 3:
         cut = text.find(head)
         if cut > 0:
             text = text[:cut].rstrip()
     return text
+
+
+def drop_typed_indent(text: str, prefix: str) -> str:
+    """On a line holding only indentation the model tends to write that indentation again (seen in real Neovim:
+    "    def report(self):" offered at column 4, so accepting it indented the method twice); drop what the line
+    already has."""
+    indent = prefix[prefix.rfind("\n") + 1:]
+    if not indent or indent.strip():
+        return text
+    n = 0
+    while n < len(indent) and n < len(text) and text[n] == indent[n]:
+        n += 1
+    return text[n:]
 
 
 class Completer:
@@ -92,7 +111,7 @@ class Completer:
             self.wasted_tokens += int(answer.usage.get("completion_tokens", 0))
             return None  # superseded, or the document moved on: never answer for an outdated version
         self.returned += 1
-        text = trim(answer.text, suffix)
+        text = drop_typed_indent(trim(answer.text, suffix), prefix)
         return (text, hits) if text.strip() else None
 
     def stats(self) -> dict:

@@ -1,0 +1,30 @@
+"""What is cut from the coding model's raw completion before it reaches the editor."""
+
+from engram_ls.server.completion import trim
+
+
+def test_a_markdown_fence_line_ends_the_completion():
+    # seen in real VS Code with the shipped 0.5B model: Tab inserted this "```" line into cart.py
+    raw = " sum(p.price * q for p, q in self.items) / len(self.items)\n```"
+    assert trim(raw, "") == " sum(p.price * q for p, q in self.items) / len(self.items)"
+    assert trim("```python\nx = 1", "") == ""
+    assert trim("    ```\n", "") == ""
+
+
+def test_code_with_backticks_inside_a_line_is_kept():
+    assert trim('s = "``` not a fence"\nt = 2', "") == 's = "``` not a fence"\nt = 2'
+
+
+def test_a_blank_line_and_a_repeat_of_the_suffix_still_end_it():
+    assert trim("a = 1\n\n\nb = 2", "") == "a = 1"
+    assert trim("x = f()\nreturn total", "\nreturn total\n") == "x = f()"
+
+
+def test_indentation_already_typed_is_not_inserted_again():
+    from engram_ls.server.completion import drop_typed_indent
+
+    # seen in real Neovim with the shipped model: the cursor after 4 spaces, the suggestion starting with 4 more
+    assert drop_typed_indent("    def report(self):\n        return 1", "x = 1\n    ") == "def report(self):\n        return 1"
+    assert drop_typed_indent("def f():", "x = 1\n    ") == "def f():"       # nothing repeated, nothing dropped
+    assert drop_typed_indent("  y", "x = 1\n    ") == "y"                  # only as much as was typed
+    assert drop_typed_indent("    y", "    x = ") == "    y"               # the line has code: keep the text
