@@ -349,3 +349,27 @@ def test_refresh_file_follows_the_disk(workspace, cache):
     e.refresh_file("shop/pricing.py")
     assert "shop/pricing.py" not in e.documents()
     assert all(h.path != "shop/pricing.py" for h in e.search("apply discount amount", 5))
+
+
+def test_the_chunk_table_grows_past_its_initial_capacity_and_keeps_every_row():
+    """More chunks than the table's first allocation (1,024 rows, 4,096 arena entries): every column grows and
+    every row keeps what was written to it, so the postings built over them find each chunk."""
+    from engram_ls.retrieval.chunk_table import ChunkTable
+
+    t = ChunkTable()
+    n = 3000
+    for i in range(n):
+        ids = np.array([i, n + i % 7], np.int32)
+        t.add(i % 5, i, i + 2, "function", f"f{i}", i, ids, np.array([1, 2], np.int16), float(i), 1.0)
+    assert t.n_slots == t.alive == n and len(t.live) >= n and t.arena_used == 2 * n
+    assert t.start[n - 1] == n - 1 and t.end[n - 1] == n + 1 and t.doc[n - 1] == (n - 1) % 5
+    assert t.norm[2999] == 2999.0 and t.symbols[2999] == "f2999" and t.length[2999] == 3
+    assert all(t.features(s)[0].tolist() == [s, n + s % 7] for s in (0, 1023, 1024, 2047, 2999))
+    t.build_postings(n + 7)
+    scores = np.zeros(n, np.float64)
+    from engram_ls.retrieval import kernels
+
+    kernels.bm25_postings(t.ptr, t.post_slot, t.post_w, t.in_base, np.array([2500, n + 3]), np.array([1.0, 0.0]),
+                          t.length, t.average_length(), 1.2, 0.75, scores)
+    assert np.flatnonzero(scores).tolist() == [2500]
+    assert ChunkTable().average_length() == 1.0  # an empty table divides by nothing

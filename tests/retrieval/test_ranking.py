@@ -81,7 +81,7 @@ def test_fresh_slots_and_scope_rank_like_the_reference(workspace, cache):
 
 def test_query_weights_are_idf_times_log_count_times_the_role_boost(workspace, cache):
     e = indexed(workspace, cache)
-    query = "fetch_url fetch_url(url) retry"
+    query = "def fetch_url(url): retry fetch_url"
     counts = query_features(query)
     weights = ranking.query_weights(query, e.features, e.table.alive, e.terms)
     for f, c in counts.items():
@@ -89,9 +89,33 @@ def test_query_weights_are_idf_times_log_count_times_the_role_boost(workspace, c
         df = int(e.features.df[fid]) if fid >= 0 else 0
         boost = 1.5 if f.startswith("d:") else 1.0
         assert math.isclose(weights[f], encoder.idf(df, e.table.alive) * (1 + math.log(c)) * boost), f
-    assert any(c > 1 for c in counts.values())
-    for f in set(weights) - set(counts):  # semantic expansions: reduced weight
-        assert weights[f] <= 0.35 * max(encoder.idf(0, e.table.alive), 1.0)
+    assert any(c > 1 for c in counts.values()) and any(f.startswith("d:") for f in counts)  # both rules exercised
+
+
+def test_the_semantic_layer_adds_neighbours_of_the_rarest_words_at_a_reduced_weight(tmp_path, cache):
+    from tests.retrieval.conftest import make_workspace
+
+    words = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta", "zeta", "lambda_"]
+    files = {f"m{i}.py": f"def f{i}(items):\n    total_count = len(items)\n    return total_count + {i}\n"
+             for i in range(6)}
+    files.update({f"o{i}_{j}.py": f"def {a}_{b}(path):\n    return open(path).read()\n"
+                  for i, a in enumerate(words) for j, b in enumerate(words[:4])})
+    e = indexed(make_workspace(tmp_path / "sem", files), cache)
+    query = "count items"
+    counts = query_features(query)
+    weights = ranking.query_weights(query, e.features, e.table.alive, e.terms)
+    n = e.table.alive
+    expanded = {f: w for f, w in weights.items() if f not in counts}
+    neighbours = dict(e.terms.neighbours("count"))
+    assert "t:len" in expanded and "len" in neighbours
+    df = int(e.features.df[e.features.lookup("t:len")])
+    assert math.isclose(expanded["t:len"], max(0.35 * neighbours["len"] * encoder.idf(df, n),
+                                               0.35 * dict(e.terms.neighbours("items")).get("len", 0) *
+                                               encoder.idf(df, n)))
+    for f, c in counts.items():  # a query word is never replaced by its expansion weight
+        fid = e.features.lookup(f)
+        assert math.isclose(weights[f], encoder.idf(int(e.features.df[fid]) if fid >= 0 else 0, n) *
+                            (1 + math.log(c)))
 
 
 def test_nothing_to_rank_gives_nothing(workspace, cache, tmp_path):
