@@ -14,7 +14,7 @@ function M.check()
   end
   local exe = engram.options.cmd[1]
   if vim.fn.executable(exe) ~= 1 then
-    health.error("executable not found: " .. exe, { "pip install engram-ls, or set cmd in require('engram_ls').setup()" })
+    health.error("executable not found: " .. exe, { "install it from a checkout (clients/neovim/README.md), then put it on PATH or set cmd in require('engram_ls').setup()" })
     return
   end
   local out = vim.fn.system({ exe, "--version" })

@@ -10,6 +10,7 @@ M.defaults = {
   completion = true, -- built-in LSP completion (vim.lsp.completion) and omnifunc
   inline = true, -- vim.lsp.inline_completion where Neovim has it (0.12+)
   keymaps = false, -- true: <leader>ea ask, <leader>ee explain, <leader>er refactor, <leader>es search
+  progress = true, -- show indexing progress ($/progress) in the command line; false if fidget.nvim or a statusline shows it
 }
 M.options = vim.deepcopy(M.defaults)
 M.name = "engram_ls"
@@ -42,18 +43,20 @@ function M.request_sync(client, method, params, timeout, bufnr)
   return client.request_sync(method, params, timeout, bufnr)
 end
 
---- Runs an engram command; calls cb(err, result). Commands take one object argument.
+--- Runs an engram command; calls cb(err, result). Commands take one object argument. Every failure reaches the
+--- user through vim.notify, named after what was asked (e.g. "search failed: …").
 function M.execute(command, arg, cb, bufnr)
   local client = M.client(bufnr)
+  local what = command:gsub("^engram%.", "")
   if not client then
-    notify("not attached to this buffer", vim.log.levels.WARN)
-    return
+    notify(what .. ": not attached to this buffer (see :checkhealth engram_ls)", vim.log.levels.WARN)
+    return cb and cb({ message = "not attached" })
   end
   local params = { command = command, arguments = arg and { arg } or {} }
   request(client, "workspace/executeCommand", params, function(err, result)
     vim.schedule(function()
       if err then
-        notify(command .. " failed: " .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+        notify(what .. " failed: " .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
       end
       if cb then
         cb(err, result)
@@ -120,11 +123,25 @@ function M.jump_to_citation()
   vim.api.nvim_win_set_cursor(0, { tonumber(lnum), 0 })
 end
 
---- :EngramSearch {query} — hits in the quickfix list.
+--- Closes floating windows (a hover popup, a signature help) so a window opened next is not hidden under them.
+local function close_floats()
+  for _, win in ipairs(vim.api.nvim_tabpage_list_wins(0)) do
+    if vim.api.nvim_win_get_config(win).relative ~= "" then
+      pcall(vim.api.nvim_win_close, win, true)
+    end
+  end
+end
+
+--- :EngramSearch {query} — hits in the quickfix list, opened in view (any hover popup is closed first).
+--- Errors reach the user through vim.notify (see M.execute).
 function M.search(query, cb)
   M.execute("engram.search", { query = query, k = 20 }, function(err, result)
-    if err or not result then
+    if err then
       return cb and cb(err)
+    end
+    if type(result) ~= "table" then
+      notify("search returned no answer for " .. query, vim.log.levels.ERROR)
+      return cb and cb({ message = "no answer" })
     end
     local items = {}
     for _, hit in ipairs(result.results or {}) do
@@ -138,7 +155,8 @@ function M.search(query, cb)
     end
     vim.fn.setqflist({}, " ", { title = "engram-ls: " .. query, items = items })
     if #items > 0 then
-      vim.cmd("copen")
+      close_floats()
+      vim.cmd("botright copen")
     else
       notify("no results for " .. query)
     end
@@ -262,6 +280,37 @@ local function complete_rest(client_id)
   vim.api.nvim_win_set_cursor(0, { last_row, last_col })
 end
 
+--- The engram-ls work in progress ("indexing shop: 40/120 files (33%)"), or "" — for a statusline:
+--- `vim.o.statusline = "%f %{v:lua.require'engram_ls'.progress()}"`. vim.lsp.status() has the same reports.
+function M.progress()
+  return M._progress or ""
+end
+
+local function on_progress(ev)
+  local client = vim.lsp.get_client_by_id(ev.data.client_id)
+  local value = vim.tbl_get(ev.data, "params", "value")
+  if not client or client.name ~= M.name or type(value) ~= "table" then
+    return
+  end
+  if value.kind == "begin" then
+    M._title = value.title
+  end
+  local title = (M._title or "engram-ls"):gsub("^engram%-ls: ", "")
+  if value.kind == "end" then
+    M._progress = nil
+    M._title = nil
+  else
+    local pct = value.percentage and string.format(" (%d%%)", value.percentage) or ""
+    M._progress = title .. (value.message and (": " .. value.message) or "") .. pct
+  end
+  if M.options.progress then
+    local text = "engram-ls: " .. (value.kind == "end" and (title .. (value.message and (": " .. value.message) or ""))
+      or M._progress)
+    vim.api.nvim_echo({ { text } }, false, {})
+  end
+  pcall(vim.cmd.redrawstatus)
+end
+
 function M.on_attach(client, bufnr)
   local o = M.options
   if o.completion then
@@ -291,12 +340,14 @@ end
 
 local function lsp_config()
   local o = M.options
+  -- an empty Lua table is a JSON list; the server's settings are an object
+  local settings = next(o.settings or {}) and o.settings or vim.empty_dict()
   return {
     cmd = o.cmd,
     filetypes = o.filetypes,
-    root_markers = o.root_markers,
-    init_options = o.settings,
-    settings = { engram = o.settings },
+    root_markers = o.root_markers, -- none found (a loose folder): the server indexes the file's folder
+    init_options = settings,
+    settings = { engram = settings },
     on_attach = M.on_attach,
     handlers = {
       -- answers are shown in a scratch buffer by this plugin; the server's generated file need not open too
@@ -309,6 +360,10 @@ end
 
 --- Enables the server: vim.lsp.config + vim.lsp.enable on 0.11+, vim.lsp.start on 0.10.
 function M.enable()
+  vim.api.nvim_create_autocmd("LspProgress", {
+    group = vim.api.nvim_create_augroup("engram_ls_progress", { clear = true }),
+    callback = on_progress,
+  })
   if vim.lsp.config and vim.lsp.enable then
     vim.lsp.config(M.name, lsp_config())
     vim.lsp.enable(M.name)
@@ -324,7 +379,7 @@ function M.enable()
       end
       local cfg = lsp_config()
       cfg.name = M.name
-      cfg.root_dir = vim.fs.root(args.buf, o.root_markers) or vim.fn.getcwd()
+      cfg.root_dir = vim.fs.root(args.buf, o.root_markers) -- nil: no workspace folder, the server indexes the file's folder
       vim.lsp.start(cfg, { bufnr = args.buf })
     end,
   })
