@@ -43,15 +43,22 @@ async def stream(client, root: Path, n: int, deadline: float, stats: dict) -> No
     client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(
         uri=uri, language_id="python", version=1, text=text)))
     version = 1
+    typed = ""  # what this stream has typed at (1, 4) and not yet deleted: the text stays bounded, as in an editor
     while time.monotonic() < deadline:
         op = rng.choice(["edit", "edit", "hover", "search", "inline"])
         try:
             if op == "edit":
                 version += 1
+                if len(typed) < 12 and (not typed or rng.random() < 0.6):
+                    new, end = rng.choice(["x", "y_", "z1"]), 4
+                    typed = new + typed
+                else:  # backspace over what was typed
+                    new, end = "", 4 + len(typed[:1])
+                    typed = typed[1:]
                 client.text_document_did_change(types.DidChangeTextDocumentParams(
                     text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
                     content_changes=[types.TextDocumentContentChangePartial(
-                        range=types.Range(types.Position(1, 4), types.Position(1, 4)), text=rng.choice(["x", "y_"]))]))
+                        range=types.Range(types.Position(1, 4), types.Position(1, end)), text=new)]))
             elif op == "hover":
                 await client.text_document_hover_async(types.HoverParams(
                     text_document=types.TextDocumentIdentifier(uri), position=types.Position(0, 6)))
@@ -87,8 +94,11 @@ async def main_async(seconds: float, real: bool) -> dict:
             await asyncio.sleep(10)
             samples.append(round(rss_mb(pid), 1))
         await asyncio.gather(*tasks)
+        end_rss = rss_mb(pid)
+        warm = samples[min(5, len(samples) - 1)] if samples else start_rss  # after the first minute
         return {"seconds": seconds, "streams": 10, "model": "qwen-0.5b" if real else "stub", **stats,
-                "rss_start_mb": round(start_rss, 1), "rss_end_mb": round(rss_mb(pid), 1), "rss_samples_mb": samples}
+                "rss_start_mb": round(start_rss, 1), "rss_after_warmup_mb": warm, "rss_end_mb": round(end_rss, 1),
+                "growth_after_warmup_mb": round(end_rss - warm, 1), "rss_samples_mb": samples}
     finally:
         await stop(client)
 

@@ -265,8 +265,10 @@ class Engram:
         with self._lock:
             if encoded or removed or self.table.fresh:
                 self.table.build_postings(self.features.size)
-            if encoded or removed or not self.terms.words:
-                self.refresh_semantic()
+            relearn = encoded or removed or not self.terms.words
+        if relearn:
+            self.refresh_semantic()
+        with self._lock:
             if progress is not None:
                 progress(len(paths), len(paths), "")
             return IndexSummary(len(self.docs), len(self.table), time.perf_counter() - started, encoded, removed,
@@ -312,12 +314,14 @@ class Engram:
                 self._settle(path, self.docs[path])
             if self.table.needs_rebuild():
                 self.table.build_postings(self.features.size)
-            if self._changed_since_semantic > SEMANTIC_REFRESH_SHARE * max(1, self.table.alive):
-                self.refresh_semantic()
-            return len(pending)
+            relearn = self._changed_since_semantic > SEMANTIC_REFRESH_SHARE * max(1, self.table.alive)
+        if relearn:
+            self.refresh_semantic()
+        return len(pending)
 
     def refresh_semantic(self) -> None:
-        """Re-learns the Random Indexing layer from every live chunk's words (background work)."""
+        """Re-learns the Random Indexing layer from every live chunk's words (background work). The words are
+        gathered under the lock; the learning runs without it, so searches and edits go on meanwhile."""
         with self._lock:
             t = self.table
             slots = t.live_slots()
@@ -330,8 +334,11 @@ class Engram:
             ptr = np.zeros(len(slots) + 1, np.int64)
             np.cumsum(np.bincount(owner, minlength=len(slots)), out=ptr[1:])
             names = [n[2:] if n is not None else None for n in self.features.names]
-            self.terms = TermSpace.learn_arrays(ptr, words.astype(np.int64), names)
-            self._changed_since_semantic = 0
+            seen = self._changed_since_semantic
+        terms = TermSpace.learn_arrays(ptr, words.astype(np.int64), names)
+        with self._lock:
+            self.terms = terms
+            self._changed_since_semantic = max(0, self._changed_since_semantic - seen)
 
     # -- internals: encoding --------------------------------------------------------------------------------------
     def _doc_id(self, path: str) -> int:
@@ -572,7 +579,7 @@ class Engram:
             return {
                 "root": str(self.root),
                 "features": {"names": [self.features.names[i] for i in used.tolist()],
-                             "hv": self.features.hv[used].copy()},
+                             "hv": self.features.hv[used].copy(), "role": self.features.role[used].copy()},
                 "docs": {"paths": paths, "sha": [self.docs[p].sha for p in paths],
                          "size": np.array([self.docs[p].size for p in paths], np.int64),
                          "mtime": np.array([self.docs[p].mtime_ns for p in paths], np.int64), "chunks": counts},
@@ -586,7 +593,7 @@ class Engram:
     def _restore(self, snap: dict) -> None:
         self._reset()
         f = snap["features"]
-        self.features = FeatureTable.from_state(f["names"], f["hv"])
+        self.features = FeatureTable.from_state(f["names"], f["hv"], f.get("role"))
         t = self.table
         feat_ids, feat_w, feat_len = snap["feat_ids"], snap["feat_w"], snap["feat_len"].astype(np.int64)
         n = len(feat_len)
@@ -617,7 +624,8 @@ class Engram:
             self.docs[path] = doc
             pos += count
         t.build_postings(self.features.size)
-        self.refresh_semantic()
+        # the semantic layer is not re-learnt here (a second on a large workspace, on the path to the first
+        # answer): the index_workspace() that follows every open re-learns it, since it is empty
 
     def save(self) -> None:
         """Writes the store atomically: a snapshot is taken under the lock, and written without it."""

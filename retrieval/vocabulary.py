@@ -118,11 +118,13 @@ class FeatureTable:
         return {"names": [self.names[i] for i in live.tolist()], "ids": live, "hv": self.hv[live]}
 
     @classmethod
-    def from_state(cls, names: list[str], hv: np.ndarray) -> "FeatureTable":
-        """A table whose ids are 0..len(names)-1 in order (the store remaps chunk feature ids to these)."""
+    def from_state(cls, names: list[str], hv: np.ndarray, role: np.ndarray | None = None) -> "FeatureTable":
+        """A table whose ids are 0..len(names)-1 in order (the store remaps chunk feature ids to these). ``role``
+        comes from the store (deriving it from 300k names costs a second); older stores lack it."""
         table = cls(max(1024, len(names)))
         table.names = list(names)
-        table.ids = {n: i for i, n in enumerate(names)}
+        table.ids = dict(zip(names, range(len(names))))
         table.hv[:len(names)] = hv
-        table.role[:len(names)] = [role_of(n) for n in names]
+        table.role[:len(names)] = role if role is not None and len(role) == len(names) else \
+            [role_of(n) for n in names]
         return table
