@@ -83,6 +83,8 @@ def _tail(text: str, budget: int, count: Count) -> str:
 
 
 def _head(text: str, budget: int, count: Count) -> str:
+    """The longest prefix of ``text`` made of whole lines within ``budget``; a first line longer than the whole
+    budget is cut inside the line (it used to come back empty: a long one-line question vanished)."""
     if budget <= 0:
         return ""
     if count(text) <= budget:
@@ -95,6 +97,13 @@ def _head(text: str, budget: int, count: Count) -> str:
             break
         kept.append(line)
         used += cost
+    if not kept:
+        first = text.split("\n", 1)[0]
+        lo, hi = 0, len(first)  # the longest prefix of the first line that fits
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if count(first[:mid]) <= budget else (lo, mid - 1)
+        return first[:lo]
     return "\n".join(kept)
 
 

@@ -67,3 +67,56 @@ def test_prompts_ground_the_answer_in_the_snippets():
     bare, _ = chat_messages("What does helper do?", [], role="research", n_ctx=400, max_tokens=32, count=count)
     assert prompts.GROUNDING_NOTE not in bare[1]["content"]  # no snippets, no note (the server asks no model then)
     assert "call itself" in prompts.SYSTEM_PROMPTS["coding"]
+
+
+def chars(text):
+    return len(text)
+
+
+def test_head_and_tail_fill_the_budget_exactly_with_whole_lines():
+    text = "aa\nbb\ncc"  # 8 characters; every line costs its length plus its newline (3)
+    assert prompts._tail(text, 6, chars) == "bb\ncc" and prompts._head(text, 6, chars) == "aa\nbb"
+    assert prompts._tail(text, 5, chars) == "cc" and prompts._head(text, 5, chars) == "aa"
+    assert prompts._tail(text, 8, chars) == text == prompts._head(text, 8, chars)
+    assert prompts._tail("a", 1, chars) == "a" == prompts._head("a", 1, chars)
+    assert prompts._tail(text, 0, chars) == "" == prompts._head(text, 0, chars)
+    # a line too long stops the walk: what is kept is always a true suffix / prefix
+    assert prompts._tail("s\nLONGLINE\nyy", 6, chars) == "yy"
+    assert prompts._head("xx\nLONGLINE\ns", 6, chars) == "xx"
+    # a first line longer than the whole budget is cut inside the line, not dropped
+    assert prompts._head("Question: " + "why " * 50, 20, chars) == "Question: why why wh"
+
+
+def test_pack_takes_snippets_in_relevance_order_up_to_the_budget_exactly():
+    snips = [Snippet("c.py", 1, 1, "x" * 3), Snippet("a.py", 1, 1, "x" * 4), Snippet("b.py", 1, 1, "x" * 5)]
+    cost = lambda s: s.text  # noqa: E731 - the overhead is the text itself: costs 3, 4, 5
+    assert prompts.pack(snips, 7, chars, cost) == [1, 0]  # 3 + 4 = 7 fits exactly; returned in path order
+    assert prompts.pack(snips, 6, chars, cost) == [0]
+    assert prompts.pack(snips, 12, chars, cost) == [1, 2, 0]
+    assert prompts.pack(snips, 9, chars, cost) == [1, 0]  # the 5 does not fit after 3 + 4: skipped, not cut
+    assert prompts.pack(snips, 2, chars, cost) == []
+
+
+def test_fim_budget_split_is_pinned():
+    """total = max(64, n_ctx - max_tokens - 16); the code gets all of it without snippets (55% with), the prefix
+    three quarters of the code budget, the suffix the rest."""
+    prefix = "\n".join(f"p{i:03d}" for i in range(500))  # 5 characters a line with its newline
+    suffix = "\n".join(f"s{i:03d}" for i in range(500))
+    p, _ = fim_prompt(prefix, suffix, [], n_ctx=1000, max_tokens=100, count=chars)
+    pre, suf = p[len("<|fim_prefix|>"):-len("<|fim_middle|>")].split("<|fim_suffix|>")
+    assert len(pre) == 659 and pre.endswith("p499")  # int(884 * 0.75) = 663: 132 whole lines
+    assert len(suf) == 224 and suf.startswith("s000")  # 884 - 659 = 225: 45 whole lines
+    lines_of = "\n".join  # the floor of 64 tokens:
+    p, _ = fim_prompt(lines_of("p" * 100), lines_of("s" * 100), [], n_ctx=10, max_tokens=8, count=chars)
+    pre, suf = p[len("<|fim_prefix|>"):-len("<|fim_middle|>")].split("<|fim_suffix|>")
+    assert len(pre) == 47 and len(suf) == 15  # int(64 * 0.75) = 48: 24 two-character lines; 64 - 47 = 17: 8
+    snips = [Snippet("a.py", 1, 2, "def helper():\n    return 1")]
+    p, cited = fim_prompt(prefix, suffix, snips, n_ctx=1000, max_tokens=100, count=chars)
+    pre = p.split("<|fim_prefix|>")[1].split("<|fim_suffix|>")[0]
+    assert len(pre) == 359 and cited == [0]  # int(int(884 * 0.55) * 0.75) = 364: 72 whole lines
+
+
+def test_a_long_question_keeps_its_first_third_of_the_budget():
+    msgs, _ = chat_messages("why " * 300, [], n_ctx=1000, max_tokens=100, count=chars)
+    question = msgs[1]["content"]
+    assert question.startswith("Question: why why") and len(question) == (1000 - 100 - 16 - 24) // 3
