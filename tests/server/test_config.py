@@ -71,3 +71,11 @@ async def test_workspace_configuration_and_did_change_configuration(workspace, t
         assert status["models"]["backend"] == "stub"
     finally:
         await stop(client)
+
+
+def test_an_empty_lua_table_is_an_empty_object():
+    """vim.json.encode({}) is [], so Neovim's plain setup() sends []: no warning, the defaults."""
+    config, warnings = parse([])
+    assert warnings == [] and config.completion.enabled and config.log_level == "info"
+    _, warnings = parse({"models": {"coding": {"gpuLayers": "all"}}, "hover": {"colour": 1}})
+    assert any("models.coding.gpuLayers" in w for w in warnings) and any("hover.colour" in w for w in warnings)
