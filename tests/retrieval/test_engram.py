@@ -252,9 +252,8 @@ def test_structures_stay_flat_over_thousands_of_edits_that_restore_the_text(work
 
 
 def test_arena_compaction_runs_and_keeps_every_live_chunk_intact():
-    """Re-encoding the same chunks over and over turns the feature arena into garbage; past a million garbage
-    entries (GARBAGE_MIN, and half the arena) it is compacted: the arena shrinks back to the live entries, and every
-    live slot
+    """Re-encoding the same chunks over and over turns the feature arena into garbage; past GARBAGE_MIN garbage
+    entries (and half the arena) it is compacted: the arena shrinks back to the live entries, and every live slot
     still reads exactly its own features."""
     from engram_ls.retrieval.chunk_table import ChunkTable
 
