@@ -47,3 +47,65 @@ async def test_slow_model_falls_back_to_the_fast_path(workspace, tmp_path):
 async def test_hover_on_whitespace_is_empty(client, workspace):
     uri = open_doc(client, workspace / "shop/cart.py")
     assert await hover(client, uri, 1, 0) is None
+
+
+async def hover_stats(client) -> dict:
+    from .conftest import command
+
+    return (await command(client, "engram.status"))["hover"]
+
+
+async def test_slow_model_falls_back_says_so_and_the_next_hover_shows_the_explanation(workspace, tmp_path):
+    from .conftest import change, until
+
+    client = await start(workspace, tmp_path / "cache", options={
+        "backend": {"kind": "stub"}, "inference": {"stubDelayMs": 20}, "hover": {"modelTimeoutMs": 1, "maxTokens": 8}})
+    try:
+        await indexed(client)
+        uri = open_doc(client, workspace / "shop/cart.py")
+        first = (await hover(client, uri, 14, 16)).contents.value
+        assert first.startswith("*An explanation from the model is on its way") and "stub_" not in first
+        assert "[shop/pricing.py:" in first  # the fast path answered
+
+        async def explained():
+            return (await hover_stats(client))["explained"] == 1
+        await until(explained, what="the background explanation")
+        second = (await hover(client, uri, 14, 16)).contents.value
+        assert second.startswith("**apply_discount** — stub_") and "[shop/pricing.py:" in second
+        third = (await hover(client, uri, 14, 16)).contents.value
+        assert third == second
+        stats = await hover_stats(client)
+        assert stats["hits"] == 2 and stats["explained"] == 1  # served from the cache, no new generation
+
+        # the code the explanation was made from changes: the cached one is not reused
+        pricing = open_doc(client, workspace / "shop/pricing.py")
+        change(client, pricing, 2, (4, 0), (4, 0), "    # orders over 100 only\n")
+        fourth = (await hover(client, uri, 14, 16)).contents.value
+        assert fourth.startswith("*An explanation from the model is on its way")
+    finally:
+        await stop(client)
+
+
+async def test_fast_path_answers_at_once_while_the_model_is_not_ready(workspace, tmp_path):
+    """The stub takes 60 s per token, so warming takes a minute: a hover that waited for the model (the timeout
+    allows 120 s) would return its text, not the note."""
+    from .conftest import command
+
+    client = await start(workspace, tmp_path / "cache", options={
+        "backend": {"kind": "stub"}, "inference": {"stubDelayMs": 60000}, "hover": {"modelTimeoutMs": 120000}})
+    try:
+        await indexed(client)
+        uri = open_doc(client, workspace / "shop/cart.py")
+        value = (await hover(client, uri, 14, 16)).contents.value
+        assert value.startswith("*An explanation from the model is on its way") and "[shop/pricing.py:" in value
+        assert (await command(client, "engram.status"))["models"]["warm"] is False
+    finally:
+        await stop(client)
+
+
+def test_model_prose_is_unwrapped_for_the_editor_to_wrap():
+    from engram_ls.server.hover import prose
+
+    text = "It takes an amount\nand returns it\ndiscounted.\n\n- one\n- two\n\n```python\nx = 1\ny = 2\n```"
+    assert prose(text) == ("It takes an amount and returns it discounted.\n\n- one\n- two\n\n"
+                           "```python\nx = 1\ny = 2\n```")
