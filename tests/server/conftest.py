@@ -114,3 +114,64 @@ async def client(workspace, tmp_path):
     await indexed(c)
     yield c
     await stop(c)
+
+
+class ScriptedCoder:
+    """An OpenAI-compatible model on 127.0.0.1 that writes code that parses (the stub's words do not, and every
+    proposed edit is parsed before it is offered): a rewrite returns the code it was given with a comment line on
+    top, a test request returns a small pytest file, anything else a one-line plan. ``prompts`` records what it
+    was asked."""
+
+    def __init__(self):
+        import re
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import json as _json
+
+        coder = self
+        self.prompts: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = _json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                prompt = body.get("prompt") or "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+                coder.prompts.append(prompt)
+                block = re.search(r"```([\w+-]*)\n(.*?)\n```", prompt.split("Rewrite the following code")[-1],
+                                  re.DOTALL)
+                if "Rewrite the following code" in prompt and block:
+                    marker = "//" if block.group(1) in ("javascript", "typescript", "go", "rust", "java", "c",
+                                                         "cpp") else "#"
+                    text = f"```{block.group(1)}\n{marker} reviewed by the scripted model\n{block.group(2)}\n```"
+                elif "Write unit tests" in prompt:
+                    text = "```python\ndef test_scripted():\n    assert 1 + 1 == 2\n```"
+                elif "messages" in body:
+                    text = "Change the function shown; keep its behaviour."
+                else:
+                    text = "pass"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                event = {"choices": [{"delta": {"content": text}}]} if "messages" in body else \
+                    {"choices": [{"text": text}]}
+                self.wfile.write(f"data: {_json.dumps(event)}\n\ndata: [DONE]\n\n".encode())
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+
+@pytest_asyncio.fixture
+async def coder_client(workspace, tmp_path):
+    """A server whose model is the ScriptedCoder (for tests of edits, which must parse)."""
+    coder = ScriptedCoder()
+    c = await start(workspace, tmp_path / "cache", options={"backend": {"kind": "openai", "url": coder.url},
+                                                            "completion": {"debounceMs": 0}})
+    c.coder = coder
+    await indexed(c)
+    yield c
+    await stop(c)
+    coder.httpd.shutdown()

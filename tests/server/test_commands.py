@@ -3,7 +3,17 @@
 import pytest
 from lsprotocol import types
 
-from .conftest import command, indexed, open_doc, search, start, stop
+from .conftest import command, indexed, open_doc, search, start, stop, until
+
+
+async def models_ready(client) -> dict:
+    """The ``models`` part of engram.status once every worker of both pools is up, warmed and idle."""
+    async def ready():
+        models = (await command(client, "engram.status"))["models"]
+        pools = [models.get(role) for role in ("coding", "research")]
+        up = all(isinstance(p, dict) and p["alive"] == p["size"] and p["busy"] == 0 for p in pools)
+        return models if up and models.get("warm", True) else None
+    return await until(ready, what="the model workers")
 
 
 async def test_capabilities_advertise_every_feature(client):
@@ -35,7 +45,9 @@ async def test_search_command_and_request_return_the_cli_json(client, workspace)
 async def test_status_and_reindex(client, workspace):
     status = await command(client, "engram.status")
     assert status["roots"] == [str(workspace.resolve())]
-    assert status["models"]["backend"] == "stub" or status["models"].get("state") in ("starting", None)
+    models = await models_ready(client)
+    assert models["backend"] == "stub"  # the backend the client configured, not the default
+    assert models["coding"]["model"] == models["research"]["model"] == "stub"
     (workspace / "net/extra.py").write_text("def unique_marker_function():\n    return 42\n")
     result = await command(client, "engram.reindex")
     assert result["files"] == 6 and result["chunks"] > 0
@@ -57,7 +69,8 @@ async def test_explain_selection(client, workspace):
     assert "## Retrieved code" in out["markdown"] and out["citations"]
 
 
-async def test_refactor_selection_returns_a_reviewable_edit(client, workspace):
+async def test_refactor_selection_returns_a_reviewable_edit(coder_client, workspace):
+    client = coder_client
     uri = open_doc(client, workspace / "shop/pricing.py")
     out = await command(client, "engram.refactorSelection", {
         "uri": uri, "range": {"start": {"line": 3, "character": 0}, "end": {"line": 7, "character": 0}},
@@ -67,10 +80,12 @@ async def test_refactor_selection_returns_a_reviewable_edit(client, workspace):
     assert edit["changeAnnotations"]["engram-ls"]["needsConfirmation"] is True
     change = edit["documentChanges"][0]
     assert change["textDocument"]["uri"] == uri and change["edits"][0]["annotationId"] == "engram-ls"
+    assert change["edits"][0]["newText"].startswith("# reviewed by the scripted model\ndef apply_discount(amount):")
     assert not client.applied_edits
 
 
-async def test_refactor_workspace_sends_apply_edit_for_review(client, workspace):
+async def test_refactor_workspace_sends_apply_edit_for_review(coder_client, workspace):
+    client = coder_client
     out = await command(client, "engram.refactorWorkspace", {"instruction": "rename fetch_url to download_page"})
     assert out["applied"] is True and out["files"]
     assert client.applied_edits
@@ -114,5 +129,53 @@ async def test_multi_root_workspace_and_folder_changes(tmp_path):
         assert set(status["roots"]) == {str(b.resolve()), str(c.resolve())}
         assert (await search(client, "gamma only function", 1))[0]["uri"] == (c / "gamma.py").as_uri()
         assert all(r["uri"] != (a / "alpha.py").as_uri() for r in await search(client, "alpha only function", 3))
+    finally:
+        await stop(client)
+
+
+@pytest.fixture
+def failing_model():
+    """An OpenAI-compatible server on 127.0.0.1 that answers every generation with HTTP 500."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Broken(BaseHTTPRequestHandler):
+        calls = 0
+
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            Broken.calls += 1
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_error(500, "the model crashed")
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Broken)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", Broken
+    httpd.shutdown()
+
+
+async def test_a_model_failure_gets_the_same_error_code_from_every_command(workspace, tmp_path, failing_model):
+    """One table maps internal errors to JSON-RPC codes: a model that cannot answer is -32803 (RequestFailed)
+    from a selection command and the workspace refactoring alike; bad arguments stay -32602."""
+    from pygls.exceptions import JsonRpcException
+
+    url, broken = failing_model
+    client = await start(workspace, tmp_path / "cache", options={"backend": {"kind": "openai", "url": url}})
+    try:
+        await indexed(client)
+        uri = open_doc(client, workspace / "shop/pricing.py")
+        rng = {"start": {"line": 3, "character": 0}, "end": {"line": 7, "character": 0}}
+        codes = {}
+        for name, arg in (("engram.refactorSelection", {"uri": uri, "range": rng, "apply": False}),
+                          ("engram.refactorWorkspace", {"instruction": "make apply_discount use DISCOUNT_RATE", "apply": False}),
+                          ("engram.refactorSelection", {"uri": uri, "range": {"start": {}}})):
+            with pytest.raises(JsonRpcException) as e:
+                await command(client, name, arg)
+            codes.setdefault(name, []).append(e.value.code)
+        assert codes == {"engram.refactorSelection": [-32803, -32602], "engram.refactorWorkspace": [-32803]}, codes
+        assert broken.calls >= 2  # the model really was asked, and failed
+        assert (await search(client, "download a web page", 1))[0]["path"] == "net/http_client.py"
     finally:
         await stop(client)
