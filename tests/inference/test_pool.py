@@ -188,3 +188,23 @@ async def test_pipeline_and_collaborative_patterns(stub):
 async def test_invalid_settings_fail_clearly():
     with pytest.raises(InferenceError, match="backend"):
         await Inference(stub_settings(backend="nope")).start()
+
+
+async def test_the_restart_limit_is_exact():
+    """max_restarts=2: the first two crashes within a minute are restarted, the third gives up (and says so)."""
+    inf = Inference(stub_settings(max_restarts=2))
+    await inf.start()
+    try:
+        pool = inf.pools["coding"]
+        for n in (1, 2):
+            pid = pool.workers[0].pid
+            os.kill(pid, signal.SIGKILL)
+            await wait_until(lambda: pool.restarts == n and pool.workers and pool.workers[0].pid != pid
+                             and pool.workers[0].alive, what=f"restart {n}")
+            assert not pool.failed
+        os.kill(pool.workers[0].pid, signal.SIGKILL)
+        await wait_until(lambda: pool.failed, what="the pool to give up")
+        assert pool.restarts == 2 and "crashed 3 times in a minute" in pool.failed
+        assert inf.pools["research"].failed is None  # the other pool is untouched
+    finally:
+        await inf.close()
