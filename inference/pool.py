@@ -291,7 +291,9 @@ class Pool:
             except asyncio.TimeoutError:
                 worker.kill()
         req, worker.request = worker.request, None
-        if self._closing:
+        if self._closing:  # the request it was serving fails now, not at its timeout
+            if req is not None and req.future and not req.future.done():
+                req.future.set_exception(WorkerFailed("inference is shutting down"))
             return
         log.warning("%s worker %s exited (code %s)", self.role, worker.pid,
                     worker.proc.returncode if worker.proc else None)

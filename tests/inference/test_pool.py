@@ -208,3 +208,19 @@ async def test_the_restart_limit_is_exact():
         assert inf.pools["research"].failed is None  # the other pool is untouched
     finally:
         await inf.close()
+
+
+async def test_close_fails_queued_requests_at_once():
+    """A request still queued when inference closes gets an error saying so, rather than waiting out its timeout."""
+    inf = Inference(stub_settings(stub_delay_ms=50))
+    await inf.start()
+    toks = []
+    running = asyncio.create_task(inf.complete("a", "", max_tokens=200, on_token=toks.append))
+    await wait_until(lambda: toks, what="the first request to stream")
+    queued = asyncio.create_task(inf.complete("b", "", max_tokens=5))
+    await wait_until(lambda: inf.status()["coding"]["queued"] == 1, what="the second request to queue")
+    await inf.close()
+    with pytest.raises(Exception) as e:
+        await asyncio.wait_for(queued, 10)
+    assert "shutting down" in str(e.value), repr(e.value)
+    await asyncio.wait_for(asyncio.gather(running, return_exceptions=True), 10)
