@@ -3,17 +3,29 @@
 import pytest
 from lsprotocol import types
 
-from .conftest import command, indexed, open_doc, start, stop
+from .conftest import command, indexed, open_doc, start, stop, until
 
 pytestmark = pytest.mark.model
 
 REAL = {"completion": {"debounceMs": 0, "maxTokens": 24}, "hover": {"modelTimeoutMs": 120000, "maxTokens": 40}}
 
 
+async def warm(client) -> dict:
+    """Waits until the workers have loaded and generated once (they warm up in the background)."""
+    async def ready():
+        models = (await command(client, "engram.status"))["models"]
+        return models if models.get("warm") else None
+    return await until(ready, timeout=300, what="the model workers to warm up")
+
+
 async def test_real_model_completion_hover_and_explain(workspace, tmp_path):
-    client = await start(workspace, tmp_path / "cache", options=REAL)
+    """Also: gpuLayers reaches llama.cpp (0, and 2 which a CPU build ignores) and the model still runs."""
+    gpu = {"models": {"coding": {"gpuLayers": 0}, "research": {"gpuLayers": 2}}}
+    client = await start(workspace, tmp_path / "cache", options={**REAL, **gpu})
     try:
         await indexed(client)
+        models = await warm(client)
+        assert models["coding"]["gpu_layers"] == 0 and models["research"]["gpu_layers"] == 2
         path = workspace / "shop/checkout.py"
         text = "from shop.pricing import apply_discount\n\n\ndef checkout(subtotal):\n    return \n"
         path.write_text(text)
@@ -37,14 +49,18 @@ async def test_real_model_completion_hover_and_explain(workspace, tmp_path):
         await stop(client)
 
 
-async def test_real_model_supersede_code_action_and_refactor(workspace, tmp_path):
+async def test_real_model_supersede_code_action_and_refactor(workspace, tmp_path, monkeypatch):
     import asyncio
 
     from .test_code_actions import actions, fix_decoding
+    from .test_completion import generation_sent, sent_frames
 
+    trace = tmp_path / "frames.jsonl"
+    monkeypatch.setenv("ENGRAM_LS_TRACE_FRAMES", str(trace))
     client = await start(workspace, tmp_path / "cache", options=REAL)
     try:
         await indexed(client)
+        await warm(client)
         fix_decoding(client)
         uri = open_doc(client, workspace / "shop/cart.py")
 
@@ -54,9 +70,10 @@ async def test_real_model_supersede_code_action_and_refactor(workspace, tmp_path
                 context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
 
         first = asyncio.ensure_future(inline())
-        await asyncio.sleep(0.5)  # let the first request reach the server before the second (ordering only)
+        first_id = await generation_sent(trace)  # the first generation is running in the worker
         second = await inline()  # supersedes the first: its generation is cancelled in the worker
         assert await first is None and second is not None and second.items[0].insert_text.strip()
+        assert {"type": "cancel", "id": first_id} in sent_frames(trace)
         stats = (await command(client, "engram.status"))["completion"]
         assert stats["returned"] == 1 and stats["superseded"] + stats["discarded"] >= 1  # never two answers
 
