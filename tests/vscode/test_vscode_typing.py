@@ -118,6 +118,8 @@ def test_a_file_opened_without_a_folder_is_still_served(built, tmp_path):  # noq
     r = code_server(tmp_path, "loose", ws, {**EDITOR, "engram.backend.kind": "stub"}, file=ws / "shop" / "cart.py")
     steps = r["steps"]
     assert "no workspace folder" in steps["told"] and str((ws / "shop").resolve()) in steps["told"], steps["told"]
+    # the extension's default settings raise no warning: the only notification is that one
+    assert [t for t in r["toasts"] if "engram" in t.lower()] == [steps["told"]], r["toasts"]
     assert "apply_discount" in steps["hover"] and "pricing.py" in steps["hover"], steps["hover"]
     assert steps["search_command"][0].startswith("pricing.py:4"), steps["search_command"]
     folders = [json.loads(line)["msg"] for line in (tmp_path / "lsp.jsonl").read_text().splitlines()

@@ -261,6 +261,14 @@ async function ghost(page) {
 
 async function loose(page) {
   const file = process.env.ENGRAM_E2E_FILE;
+  await page.evaluate(() => { // every notification shown, for the test to check that nothing warned
+    window.__toasts = [];
+    new MutationObserver(() => {
+      for (const el of document.querySelectorAll(".notification-toast .notification-list-item-message")) {
+        if (!window.__toasts.includes(el.textContent)) {window.__toasts.push(el.textContent);}
+      }
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
   await step("open_file", async () => {
     // Quick Open takes an absolute path to a file outside any folder, as a user would paste it
     await page.keyboard.press("Control+P");
@@ -307,6 +315,7 @@ async function loose(page) {
   });
   if (shot) {await page.screenshot({ path: shot });}
   await page.keyboard.press("Escape");
+  results.toasts = await page.evaluate(() => window.__toasts);
 }
 
 let server;
