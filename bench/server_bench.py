@@ -11,7 +11,8 @@
   started vs returned, wasted tokens, and the p99 of non-model requests during the storm;
 - keystroke -> inline completion latency with the 0.5B model (p50, p95), default debounce.
 
-Run: ``python bench/server_bench.py``. Writes bench/results/server.{json,md}.
+Run: ``python bench/server_bench.py`` (``--only-big``: the workspace figures alone, keeping the last storm's).
+Writes bench/results/server.{json,md}.
 """
 
 from __future__ import annotations
@@ -236,8 +237,14 @@ async def storm(work: Path) -> dict:
 
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="engram-server-bench-"))
+    only_big = "--only-big" in sys.argv  # the workspace figures alone (no model): keeps the last storm's figures
     try:
-        result = {"big": asyncio.run(big_workspace(work)), "storm": asyncio.run(storm(work))}
+        result = {"big": asyncio.run(big_workspace(work))}
+        if only_big and (OUT / "server.json").exists():
+            result["storm"] = json.loads((OUT / "server.json").read_text())["storm"]
+            result["storm_from_earlier_run"] = True
+        else:
+            result["storm"] = asyncio.run(storm(work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     OUT.mkdir(exist_ok=True)

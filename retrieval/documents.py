@@ -35,6 +35,8 @@ class Change:
     start: int
     old_end: int
     new_end: int
+    prefix: int = 0       # bytes equal at the front of both texts
+    suffix: int = 0       # bytes equal at the back (never overlapping the prefix)
 
     @property
     def delta(self) -> int:
@@ -57,7 +59,14 @@ def diff(old: bytes, new: bytes) -> Change | None:
     else:
         s = 0
     start = old.count(b"\n", 0, p)
-    return Change(start, start + old.count(b"\n", p, len(old) - s), start + new.count(b"\n", p, len(new) - s))
+    return Change(start, start + old.count(b"\n", p, len(old) - s), start + new.count(b"\n", p, len(new) - s), p, s)
+
+
+def map_lines(lines: np.ndarray, change: Change, is_end: bool) -> np.ndarray:
+    """``map_line`` over an array of 1-based lines (the spans of every chunk of a document at once)."""
+    first, old_last, new_last = change.start + 1, change.old_end + 1, change.new_end + 1
+    inside = new_last if is_end else np.where(lines == first, lines, np.minimum(lines, new_last))
+    return np.where(lines < first, lines, np.where(lines > old_last, lines + change.delta, inside))
 
 
 def map_line(line: int, change: Change, is_end: bool) -> int:

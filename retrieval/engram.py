@@ -25,7 +25,7 @@ import numpy as np
 from . import ranking, store as store_mod, vsa
 from .chunk_table import KINDS, ChunkTable
 from .chunking import Chunk, chunk_text, digest_int, parser_for, spans_for
-from .documents import Document, diff, map_line, normalise, sha_of, split_lines
+from .documents import Document, diff, map_lines, normalise, sha_of, split_lines
 from .encoder import encode_chunks, engram_of
 from .features import path_words
 from .secrets import redact
@@ -71,8 +71,7 @@ def _apply_change(text: str, start: tuple[int, int], end: tuple[int, int], new_t
             raise ValueError(f"negative position {pos}")
         if line >= len(lines):
             return len(text)
-        base = sum(len(l) + 1 for l in lines[:line])
-        return base + min(col, len(lines[line]))
+        return sum(map(len, lines[:line])) + line + min(col, len(lines[line]))
 
     a, b = offset(start), offset(end)
     if b < a:
@@ -139,8 +138,9 @@ class Engram:
         """Replaces a document's content. For a document already open this is incremental: only the chunks that
         overlap the changed lines are re-encoded now (see ``settle`` for the rest)."""
         with self._lock:
-            if "\0" in text[:8192] or len(text) > self.settings.max_file_bytes or \
-                    len(text.encode("utf-8", "surrogatepass")) > self.settings.max_file_bytes:
+            limit = self.settings.max_file_bytes
+            if "\0" in text[:8192] or len(text) > limit or \
+                    (4 * len(text) > limit and len(text.encode("utf-8", "surrogatepass")) > limit):
                 self.remove_document(path)
                 return
             doc = self.docs.get(path)
@@ -432,90 +432,73 @@ class Engram:
 
     # -- internals: the incremental path --------------------------------------------------------------------------
     def _edit(self, path: str, doc: Document, text: str) -> bool:
-        """The keystroke path. Returns False when the change is too large for it (the caller re-chunks)."""
+        """The keystroke path. Returns False when the change is too large for it (the caller re-chunks). Whole-file
+        steps are single C or numpy passes (encode, diff, newline offsets, span shifts); Python loops run only over
+        the few chunks the change touches."""
         norm = normalise(text)
         data = norm.encode("utf-8", "surrogatepass")
         change = diff(doc.data, data)
         if change is None:
             doc.text = text
             return True
-        t = self.table
-        first, old_last = change.start + 1, change.old_end + 1
-        touched = [i for i, s in enumerate(doc.slots) if t.start[s] <= old_last and t.end[s] >= first]
-        if not touched and doc.slots:       # typed between chunks: the chunk above (or below) takes the lines
-            above = [i for i, s in enumerate(doc.slots) if t.end[s] < first]
-            touched = [above[-1] if above else 0]
-        if len(touched) > FAST_PATH_MAX_CHUNKS or not doc.slots:
+        if not doc.slots:
             return False
-        region = data[self._line_offset(data, change.start):self._line_end(data, change.new_end)]
+        t = self.table
+        first, old_last, new_last = change.start + 1, change.old_end + 1, change.new_end + 1
+        slots = np.asarray(doc.slots, np.int64)
+        starts, ends = t.start[slots].astype(np.int64), t.end[slots].astype(np.int64)
+        touched = np.flatnonzero((starts <= old_last) & (ends >= first))
+        if not len(touched):                 # typed between chunks: the chunk above (or below) takes the lines
+            above = np.flatnonzero(ends < first)
+            touched = above[-1:] if len(above) else np.zeros(1, np.int64)
+        if len(touched) > FAST_PATH_MAX_CHUNKS:
+            return False
+        newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+        begin = 0 if change.start == 0 else (int(newlines[change.start - 1]) + 1 if change.start - 1 < len(newlines)
+                                             else len(data))
+        stop = int(newlines[change.new_end]) if change.new_end < len(newlines) else len(data)
         # exactly new_end - start + 1 lines (a blank last line is a line); only the document's final "" is dropped
-        lines = doc.lines[:change.start] + region.decode("utf-8", "surrogatepass").split("\n") + \
+        lines = doc.lines[:change.start] + data[begin:stop].decode("utf-8", "surrogatepass").split("\n") + \
             doc.lines[change.old_end + 1:]
-        if len(lines) > data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1):
+        if len(lines) > len(newlines) + (0 if data.endswith(b"\n") or not data else 1):
             lines.pop()
         if doc.tree is not None:
-            self._edit_tree(doc, data)
-        for s in doc.slots:                  # shift spans (touched ones are re-encoded below)
-            t.move(s, map_line(int(t.start[s]), change, False), map_line(int(t.end[s]), change, True))
-        if touched:
-            i0 = touched[0]
-            if t.start[doc.slots[i0]] > first:
-                t.move(doc.slots[i0], first, int(t.end[doc.slots[i0]]))
-            i1 = touched[-1]
-            if t.end[doc.slots[i1]] < change.new_end + 1:
-                t.move(doc.slots[i1], int(t.start[doc.slots[i1]]), change.new_end + 1)
+            self._edit_tree(doc, data, change)
+        # shift every span at once (the touched ones are re-encoded below)
+        t.start[slots], t.end[slots] = map_lines(starts, change, False), map_lines(ends, change, True)
+        s0, s1 = slots[touched[0]], slots[touched[-1]]
+        if t.start[s0] > first:
+            t.start[s0] = first
+        if t.end[s1] < new_last:
+            t.end[s1] = new_last
         doc.text, doc.lines, doc.data = text, lines, data
-        doc.sha, doc.size = sha_of(text), len(text)
+        doc.sha, doc.size = "", len(text)  # an open document's hash is never read; closing it re-reads the file
         spans, old = [], []
-        for i in touched:
-            s = doc.slots[i]
+        for s in slots[touched].tolist():
             start, end = int(t.start[s]), min(int(t.end[s]), len(lines))
             if end >= start:
                 spans.append((start, end, KINDS[t.kind[s]], t.symbols[s]))
             old.append(s)
         new_slots = self._encode_spans(path, doc, lines, spans, _PEM_MARK in norm) if spans else []
-        touched_set = set(touched)
-        keep = [s for i, s in enumerate(doc.slots) if i not in touched_set]
-        doc.slots = sorted(keep + new_slots, key=lambda s: (int(t.start[s]), int(t.end[s])))
+        keep = np.delete(slots, touched)
+        merged = np.concatenate([keep, np.asarray(new_slots, np.int64)])
+        doc.slots = merged[np.lexsort((t.end[merged], t.start[merged]))].tolist()
         self._replace_slots(doc, old, new_slots)
         doc.settled = False
         return True
 
     @staticmethod
-    def _line_offset(data: bytes, line: int) -> int:
-        """Byte offset where 0-based ``line`` starts."""
-        pos = 0
-        for _ in range(line):
-            pos = data.find(b"\n", pos) + 1
-            if pos == 0:
-                return len(data)
-        return pos
+    def _point(buf: bytes, offset: int) -> tuple[int, int]:
+        """(row, byte column) of a byte offset, as tree-sitter counts them."""
+        return buf.count(b"\n", 0, offset), offset - (buf.rfind(b"\n", 0, offset) + 1)
 
-    @staticmethod
-    def _line_end(data: bytes, line: int) -> int:
-        start = Engram._line_offset(data, line)
-        end = data.find(b"\n", start)
-        return len(data) if end < 0 else end
-
-    def _edit_tree(self, doc: Document, data: bytes) -> None:
-        """Tells the syntax tree about the edit (cheap); the re-parse itself waits for ``settle``."""
-        old = doc.data
-        a = np.frombuffer(old, np.uint8)
-        b = np.frombuffer(data, np.uint8)
-        n = min(len(a), len(b))
-        neq = np.flatnonzero(a[:n] != b[:n])
-        p = int(neq[0]) if len(neq) else n
-        k = n - p
-        tail = np.flatnonzero(a[len(a) - k:][::-1] != b[len(b) - k:][::-1]) if k else np.zeros(0, np.int64)
-        s = int(tail[0]) if len(tail) else k
-
-        def point(buf: bytes, off: int) -> tuple[int, int]:
-            row = buf.count(b"\n", 0, off)
-            return row, off - (buf.rfind(b"\n", 0, off) + 1)
-
+    def _edit_tree(self, doc: Document, data: bytes, change) -> None:
+        """Tells the syntax tree about the edit (cheap; the byte range comes from the diff); the re-parse itself
+        waits for ``settle``."""
+        old, p, s = doc.data, change.prefix, change.suffix
         doc.tree.edit(start_byte=p, old_end_byte=len(old) - s, new_end_byte=len(data) - s,
-                      start_point=point(old, p), old_end_point=point(old, len(old) - s),
-                      new_end_point=point(data, len(data) - s))
+                      start_point=self._point(old, p), old_end_point=self._point(old, len(old) - s),
+                      new_end_point=self._point(data, len(data) - s))
 
     def _settle(self, path: str, doc: Document) -> None:
         if doc.lines is None:
