@@ -85,6 +85,7 @@ def test_head_and_tail_fill_the_budget_exactly_with_whole_lines():
     assert prompts._head("xx\nLONGLINE\ns", 6, chars) == "xx"
     # a first line longer than the whole budget is cut inside the line, not dropped
     assert prompts._head("Question: " + "why " * 50, 20, chars) == "Question: why why wh"
+    assert prompts._head("x" * 50 + "\nshort", 20, chars) == "x" * 20  # the first line, even with more after it
 
 
 def test_pack_takes_snippets_in_relevance_order_up_to_the_budget_exactly():
