@@ -44,7 +44,7 @@ class LlamaServer:
                  api_key: str | None = KEY, batch: int | None = None):
         self.port = port or free_port()
         self.parallel, self.ctx, self.threads, self.api_key = parallel, ctx_per_slot * parallel, threads, api_key
-        self.batch = batch  # -b: the prompt is read in chunks of this many tokens; a cancel lands between chunks
+        self.batch = batch  # -b/-ub: prompt tokens per decode step
         self.proc: subprocess.Popen | None = None
         self.log = Path(tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])
 

@@ -139,7 +139,8 @@ async def test_server_slower_than_the_deadline(llama_server, team_key):
         a = await inf.ask("Summarise every helper in these modules.", big, role="research", max_tokens=64)
         assert a.finish == "deadline" and a.usage["completion_tokens"] == 0
         # the server dropped the abandoned request instead of generating for nobody
-        # the reset lands between two 256-token prompt chunks (-b 256): long before the ~3,000 tokens are read
+        # seen with this build: llama-server notices the closed connection only once it has read the whole prompt
+        # (about 200 s under load here), then releases the slot before generating
         await wait_until(llama_server.idle, timeout=300, what="the server to drop the abandoned prompt")
         assert slot_with(llama_server, "Summarise every helper")  # it did receive the prompt
         assert llama_server.tokens_predicted() - before <= 2
