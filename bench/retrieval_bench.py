@@ -20,7 +20,8 @@ Also, the engine's costs (issue 11), each against a baseline in the same run:
 
 Run: ``python bench/retrieval_bench.py`` (needs the ``bench`` extra: bm25s). Writes bench/results/retrieval.{json,md}.
 ``--only-engine`` re-measures just the cold start and the 100k-file peak (bench/results/retrieval-engine.{json,md});
-``--only-keystroke`` just the one-character edits (bench/results/retrieval-keystroke.{json,md}).
+``--only-keystroke`` just the one-character edits (bench/results/retrieval-keystroke.{json,md}); ``--only-during LABEL``
+searches a workspace while it is first indexed (bench/results/retrieval-during.json, one entry per label).
 """
 
 from __future__ import annotations
@@ -551,7 +552,43 @@ def keystroke_rerun(work: Path) -> dict:
             "full_reencode_ms_p50": round(percentile(full_ms, 50), 2)}
 
 
+def during_rerun(work: Path) -> dict:
+    """Searches of a workspace while that same workspace is first indexed in another thread (the server's first
+    minutes): what a hover waits for. Each search is timed; a 10 ms pause between them, like a person typing."""
+    import threading
+
+    corpus = work / "quality"
+    copy_packages(QUALITY_PACKAGES, corpus, blank_docstrings=False)
+    engram = Engram.open(corpus, cache_dir=work / "cache-d")
+    done = threading.Event()
+    indexer = threading.Thread(target=lambda: (engram.index_workspace(), done.set()))
+    queries = scale_queries(200)
+    times, found = [], 0
+    indexer.start()
+    while not done.is_set():
+        t = time.perf_counter()
+        found += bool(engram.search(queries[len(times) % len(queries)], 10))
+        times.append((time.perf_counter() - t) * 1000)
+        time.sleep(0.01)
+    indexer.join()
+    return {"searches": len(times), "answered_with_hits": found, "ms_p50": round(percentile(times, 50), 2),
+            "ms_p95": round(percentile(times, 95), 2), "ms_max": round(max(times), 2)}
+
+
 def main() -> int:
+    if "--only-during" in sys.argv:
+        label = sys.argv[sys.argv.index("--only-during") + 1]
+        work = Path(tempfile.mkdtemp(prefix="engram-bench-"))
+        try:
+            r = during_rerun(work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        path = OUT / "retrieval-during.json"
+        runs = json.loads(path.read_text()) if path.exists() else {}
+        runs[label] = r
+        path.write_text(json.dumps(runs, indent=2))
+        print(label, r)
+        return 0
     if "--only-keystroke" in sys.argv:
         work = Path(tempfile.mkdtemp(prefix="engram-bench-"))
         try:

@@ -97,6 +97,7 @@ class Engram:
         self.store_path = store_mod.store_path(self.root, cache_dir)
         self.load_warning: str | None = None
         self._lock = threading.RLock()
+        self._readers_waiting = 0   # searches waiting for the lock: a long writer lets them in between its steps
         self._filter = WorkspaceFilter(self.root, self.settings)
         self._reset()
 
@@ -247,6 +248,7 @@ class Engram:
             if text is None:
                 reason = "too large" if st.st_size > self.settings.max_file_bytes else "binary"
                 skipped[reason] = skipped.get(reason, 0) + 1
+            self._let_readers_in()
             with self._lock:
                 if text is None:
                     self.remove_document(path)
@@ -256,6 +258,8 @@ class Engram:
                     continue
                 self._index_text(path, text, st.st_size, st.st_mtime_ns, keep_text=False)
                 encoded += 1
+                if self.table.needs_rebuild():  # searches during a long index use postings, not a scan of it all
+                    self.table.build_postings(self.features.size)
         removed = 0
         if not was_cancelled:
             with self._lock:
@@ -273,6 +277,14 @@ class Engram:
                 progress(len(paths), len(paths), "")
             return IndexSummary(len(self.docs), len(self.table), time.perf_counter() - started, encoded, removed,
                                 was_cancelled, skipped)
+
+    def _let_readers_in(self) -> None:
+        """Between two files of a long index: Python's lock is not fair, so a writer that takes it again at once can
+        starve a waiting search for seconds. Wait (at most ~50 ms) while searches are queued for the lock."""
+        for _ in range(50):
+            if self._readers_waiting <= 0:
+                return
+            time.sleep(0.001)
 
     def refresh_file(self, path: str) -> None:
         """Re-reads one file from disk (didSave / watched-file change); removes it when gone or not indexable."""
@@ -529,12 +541,19 @@ class Engram:
         """Top-k chunks for a natural-language or code query; ``scope`` is a folder prefix or a glob."""
         if not query.strip() or k <= 0:
             return []
-        with self._lock:
+        self._readers_waiting += 1
+        try:
+            self._lock.acquire()
+        finally:
+            self._readers_waiting -= 1
+        try:
             allowed = self._scope_mask(scope) if scope else None
             ranked = ranking.search(self.table, self.features, self.terms, query, k, allowed)
             t = self.table
             found = [(self.doc_paths[t.doc[s]], int(t.start[s]), int(t.end[s]), score) for s, score in ranked]
             open_texts = {p: self.docs[p].lines for p, *_ in found if self.docs[p].lines is not None}
+        finally:
+            self._lock.release()
         hits = []
         texts: dict[str, list[str] | None] = dict(open_texts)
         for path, start, end, score in found:
