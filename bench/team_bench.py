@@ -306,7 +306,8 @@ async def main_async(args) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--editors", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4, 8])
+    p.add_argument("--editors", type=lambda s: [int(x) for x in s.split(",") if x], default=[1, 2, 4, 8],
+                   help="editor counts for the shared-vs-local points (\"\": skip them)")
     p.add_argument("--per-editor", type=int, default=6, help="measured completions per editor and point")
     p.add_argument("--slots", type=int, default=8, help="llama-server parallel slots (-np)")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="llama-server threads (-t)")
