@@ -7,8 +7,8 @@ exception type replaced — applied to a *copy* of the working tree (other work 
 then the module's fast tests run against it (``-x``, stub backend, no real model or editor). A mutant the tests
 fail on is killed; one they pass on survived. The score is killed / (killed + survived); timeouts count as killed.
 
-Run: ``python bench/mutation.py --sample 12`` (all modules, 12 seeded mutants each: about 40 minutes of CPU on 2
-cores, more wall time on a loaded machine), or ``python bench/mutation.py --module pool --sample 40``; ``--merge``
+Run: ``python bench/mutation.py --sample 12`` (all modules, 12 seeded mutants each: 64 minutes of wall time
+on a shared, loaded 2-core machine), or ``python bench/mutation.py --module pool --sample 40``; ``--merge``
 keeps the other modules' results in the results file, ``--out mutation-after`` re-measures into a second file, and
 ``--summary`` writes bench/results/mutation.md from mutation.json (first run) and mutation-after.json (re-measured
 modules). Needs ``pip install cosmic-ray==8.7.0``. The JSON files hold every survivor with its diff.
