@@ -79,12 +79,14 @@ def register(server: EngramServer) -> None:
 
     @server.command("engram.documentState")
     async def document_state(ls: EngramServer, *args):
-        """Diagnostics: the engram's view of one document (its chunks and a digest of its aggregate vector)."""
+        """Diagnostics: the engram's view of one document (its chunks and a digest of its aggregate vector), with
+        the syntax structure settled as a typing pause would."""
         uri = text_arg(argument(args), "uri")
         await ls.roots.flush()
         engram, rel = ls.roots.locate(uri)
         if engram is None or rel not in engram.docs:
             raise BadRequest(f"not indexed: {uri}")
+        await ls.roots.settle_now(engram)
         dims, vals = engram.file_vector(rel)
         text = (engram.document_text(rel) or "").encode("utf-8", "surrogatepass")
         return {"path": rel, "chunks": [[c.start_line, c.end_line, c.digest, c.kind, c.symbol]

@@ -218,6 +218,11 @@ class Roots:
             self.background.submit(run)
         self._settle_timers[engram.root] = loop.call_later(SETTLE_DELAY_S, settle)
 
+    async def settle_now(self, engram: Engram) -> None:
+        """Settles at once (after the pending edits): for diagnostics that must see the final structure."""
+        await self.flush()
+        await asyncio.get_running_loop().run_in_executor(self.background, engram.settle)
+
     def save_later(self, engram: Engram) -> None:
         """Saves the store on the background thread (a save never delays an edit or a search)."""
         self.background.submit(self.save_quietly, engram, asyncio.get_running_loop())

@@ -42,11 +42,10 @@ async def test_a_typing_pause_settles_the_syntax_structure(tmp_path):
         at = next(i for i, line in enumerate(lines) if line.startswith("def ") or line.startswith("class "))
         change(client, uri, 2, (at, 0), (at, 0), "def freshly_typed_wombat(x):\n    return x + 1\n\n\n")
 
+        # (searches do not settle; engram.documentState does, so it must not be what this test watches)
         async def settled():
-            state = await command(client, "engram.documentState", {"uri": uri})
-            return [c for c in state["chunks"] if c[4] == "freshly_typed_wombat"]
-        chunk = await until(settled, timeout=120, what="the typed function to become its own chunk")
-        assert chunk[0][0] == at + 1 and chunk[0][1] == at + 2
-        assert (await search(client, "freshly typed wombat", 1))[0]["path"] == "shop/cart.py"
+            top = (await search(client, "freshly typed wombat", 1))[0]
+            return top["path"] == "shop/cart.py" and (top["start_line"], top["end_line"]) == (at + 1, at + 2)
+        await until(settled, timeout=120, what="the typed function to become its own chunk")
     finally:
         await stop(client)
