@@ -14,6 +14,14 @@ if [ -x "$BIN" ] && "$BIN" --version >/dev/null 2>&1; then
     echo "$BIN"
     exit 0
 fi
+# A binary built before on this machine (by another checkout) is reused; a fresh machine builds it.
+CACHED="${XDG_CACHE_HOME:-$HOME/.cache}/engram-ls/llama-server-$VERSION/llama-server"
+if [ -x "$CACHED" ] && "$CACHED" --version >/dev/null 2>&1; then
+    mkdir -p "$(dirname "$BIN")"
+    cp "$CACHED" "$BIN.tmp" && mv "$BIN.tmp" "$BIN"
+    echo "$BIN"
+    exit 0
+fi
 
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] && PY=.venv/bin/python
@@ -40,5 +48,6 @@ cmake --build "$BUILD" --target llama-server --parallel "${CMAKE_BUILD_PARALLEL_
     || { tail -30 "$BUILD.log" >&2; exit 1; }
 mkdir -p "$(dirname "$BIN")"
 cp "$BUILD/bin/llama-server" "$BIN.tmp" && mv "$BIN.tmp" "$BIN"
+mkdir -p "$(dirname "$CACHED")" && cp "$BIN" "$CACHED.tmp" && mv "$CACHED.tmp" "$CACHED" || true
 echo "== llama-server built in $(( $(date +%s) - start )) s" >&2
 echo "$BIN"
