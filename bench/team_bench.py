@@ -297,7 +297,8 @@ async def main_async(args) -> dict:
             print("soak", json.dumps(result["soak"]), flush=True)
             save(result, args.out)
         if args.restart_seconds:
-            result["restart"] = await soak(8, server.url, work / "restart", args.restart_seconds, server, restarts=2)
+            result["restart"] = await soak(args.restart_editors, server.url, work / "restart", args.restart_seconds,
+                                           server, restarts=2)
             print("restart", json.dumps(result["restart"]), flush=True)
     finally:
         server.stop()
@@ -313,6 +314,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="llama-server threads (-t)")
     p.add_argument("--soak", type=float, default=300, help="seconds of 8 editors on the server (0: skip)")
     p.add_argument("--restart-seconds", type=float, default=60, help="seconds of 8 editors with 2 restarts")
+    p.add_argument("--restart-editors", type=int, default=8, help="editors during the restart phase")
     p.add_argument("--cancel-runs", type=int, default=5)
     p.add_argument("--out", default="team")
     args = p.parse_args()

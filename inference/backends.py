@@ -124,9 +124,16 @@ class OpenAIBackend:
         produced: list[str] = []
         attempt_body, skip = body, 0
         first_failure, failures = None, 0
+        connected = [False]
+
+        def on_connect() -> None:
+            connected[0] = True
+
         while True:
+            connected[0] = False
             try:
-                for event in post_events(self.parts, self.base + endpoint, attempt_body, headers, should_stop):
+                for event in post_events(self.parts, self.base + endpoint, attempt_body, headers, should_stop,
+                                         on_connect):
                     piece = piece_of(event)
                     if piece and skip:
                         cut = min(skip, len(piece))
@@ -140,6 +147,8 @@ class OpenAIBackend:
                 raise self._status_error(e) from None
             except Unreachable as e:
                 now = time.monotonic()
+                if connected[0]:  # it answered this attempt's connect: the outage starts now, not at the last token
+                    first_failure, failures = None, 0
                 first_failure = first_failure or now
                 reason = self._redact(str(e))
                 if should_stop():

@@ -61,7 +61,7 @@ def _reset(conn: http.client.HTTPConnection) -> None:
 
 
 def post_events(url: SplitResult, path: str, body: dict, headers: dict[str, str],
-                should_stop: Callable[[], bool]) -> Iterator[dict]:
+                should_stop: Callable[[], bool], on_connect: Callable[[], None] | None = None) -> Iterator[dict]:
     """POSTs ``body`` as JSON and yields each ``data:`` event as a dict until ``[DONE]``. Returns quietly once
     ``should_stop()`` is true; raises ``Unreachable`` (refused, reset, dropped mid-stream, 502/503/504) or
     ``HTTPStatusError``."""
@@ -82,6 +82,8 @@ def post_events(url: SplitResult, path: str, body: dict, headers: dict[str, str]
     try:
         try:
             conn.connect()
+            if on_connect is not None:
+                on_connect()  # the server is reachable (it may still be reading the prompt)
             conn.sock.settimeout(None)
             watcher.start()
             conn.request("POST", path, json.dumps(body), {**headers, "Content-Type": "application/json",
