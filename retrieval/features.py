@@ -139,6 +139,9 @@ _CODE_HINT = re.compile(r"[(){}\[\];=<>]|[A-Za-z_]\.[A-Za-z_]|::|->|\n\s+\S|^\s*
                         re.MULTILINE)
 
 
+_CAMEL = re.compile(r"[a-z][A-Z]")
+
+
 def looks_like_code(query: str) -> bool:
     """Code punctuation, dotted names or indented lines; a sentence's own full stop does not count."""
     return bool(_CODE_HINT.search(query))
@@ -149,8 +152,11 @@ def query_features(query: str) -> Counter:
     queries, every code feature."""
     counts = code_features(query)
     if not looks_like_code(query):
-        # Natural language: a word is a word, not an identifier, call or definition; drop stop words.
-        counts = Counter({f: n for f, n in counts.items() if f.startswith("t:") and f[2:] not in STOPWORDS})
+        # Natural language: a word is a word, not an identifier, call or definition; drop stop words. A word shaped
+        # like an identifier (snake_case, camelCase) names that identifier, so it keeps its exact-identifier feature.
+        named = {"i:" + w.lower() for w in _IDENT.findall(query) if "_" in w.strip("_") or _CAMEL.search(w)}
+        counts = Counter({f: n for f, n in counts.items()
+                          if (f.startswith("t:") and f[2:] not in STOPWORDS) or f in named})
     for feature in [f for f in counts if f.startswith(("t:", "i:")) and f[2:] in STOPWORDS]:
         del counts[feature]
     return counts
