@@ -120,8 +120,19 @@ test("Engram: Explain Selection and Refactor Selection…", async () => {
   const range = { start: { line: 3, character: 0 }, end: { line: 7, character: 17 } };
   const answer = await command<{ citations: unknown[] }>("engram.explainSelection", selectionArgs(uri("shop/pricing.py"), range));
   assert.ok(answer.citations.length > 0);
+  // Python edits are parsed before they are offered: the stub model's words are refused with a clear error ...
+  await assert.rejects(
+    command("engram.refactorSelection", selectionArgs(uri("shop/pricing.py"), range, "use a constant", true)),
+    (e: { code: number; message: string }) => e.code === -32803 && /no valid edit was produced/.test(e.message));
+  // ... and in a language engram-ls does not parse (Lua) the edit reaches the user for review.
+  const lua = "local function greet(name)\n  return 'hi ' .. name\nend\n";
+  fs.writeFileSync(path.join(root, "tool.lua"), lua);
+  await conn.sendNotification("textDocument/didOpen", {
+    textDocument: { uri: uri("tool.lua"), languageId: "lua", version: 1, text: lua },
+  });
+  const luaRange = { start: { line: 0, character: 0 }, end: { line: 2, character: 3 } };
   const result = await command<{ applied: boolean; files: string[] }>(
-    "engram.refactorSelection", selectionArgs(uri("shop/pricing.py"), range, "use a constant", true));
+    "engram.refactorSelection", selectionArgs(uri("tool.lua"), luaRange, "use a constant", true));
   assert.equal(result.applied, true);
   const edit = (applied.at(-1) as { edit: { changeAnnotations: Record<string, { needsConfirmation: boolean }> } }).edit;
   assert.equal(edit.changeAnnotations["engram-ls"].needsConfirmation, true); // VS Code shows its refactor preview
@@ -140,7 +151,7 @@ test("inline completion through the LSP", async () => {
 
 test("Engram: Reindex and Engram: Show Status", async () => {
   const result = await command<{ files: number; chunks: number }>("engram.reindex");
-  assert.equal(result.files, 3);
+  assert.equal(result.files, 4); // the three workspace files and tool.lua from the refactor test
   const status = await command<{ models: Record<string, unknown>; version: string }>("engram.status");
   assert.equal((status.models as { backend: string }).backend, "stub");
 });
