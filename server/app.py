@@ -75,13 +75,26 @@ class EngramProtocol(LanguageServerProtocol):
     def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
         """pygls 2.1.1 runs the handler behind a generator feature (``workspace/executeCommand``, every engram.*
         command) under a fresh uuid in ``_request_futures`` and never removes it: each command kept its finished
-        task and its result alive. Forget a future once it is done."""
+        task and its result alive. Forget a future once it is done — on the event loop, later: a thread's future
+        completes on that thread, and a cancelled one calls back at once, in the middle of pygls's shutdown loop over
+        this dict (which then raised "dictionary changed size during iteration" and never answered shutdown)."""
         super()._execute_handler(msg_id, handler, callback, args, kwargs)
         future = self._request_futures.get(msg_id)
         if future is not None:
-            def forget(done, msg_id=msg_id):
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # not on the loop (never the case for messages read from stdio): keep pygls's behaviour
+
+            def drop(done, msg_id=msg_id):
                 if self._request_futures.get(msg_id) is done:
                     del self._request_futures[msg_id]
+
+            def forget(done):
+                try:
+                    loop.call_soon_threadsafe(drop, done)
+                except RuntimeError:  # the loop is closed: nothing is kept alive any more
+                    pass
             future.add_done_callback(forget)
 
     def answer_parse_error(self, error: json.JSONDecodeError) -> None:

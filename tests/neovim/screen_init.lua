@@ -27,16 +27,19 @@ local function indexed(client)
   return next(index) ~= nil
 end
 
-local function has_float()
+local function float_text()
   for _, w in ipairs(vim.api.nvim_list_wins()) do
-    if vim.api.nvim_win_get_config(w).relative ~= "" then return true end
+    if vim.api.nvim_win_get_config(w).relative ~= "" then
+      return table.concat(vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(w), 0, -1, false), "\n"), w
+    end
   end
-  return false
+  return nil
 end
 
 -- a state machine on a timer: the UI stays live while we wait for the server
-local deadline = vim.uv.now() + 120000
+local deadline = vim.uv.now() + 300000
 local pressed = false
+local next_press = 0
 local timer = vim.uv.new_timer()
 timer:start(50, 50, vim.schedule_wrap(function()
   if vim.uv.now() > deadline then
@@ -45,14 +48,21 @@ timer:start(50, 50, vim.schedule_wrap(function()
   end
   local client = engram.client(0)
   if not pressed then
-    if client and indexed(client) then
+    if vim.uv.now() >= next_press and client and indexed(client) then
       pressed = true
       vim.api.nvim_win_set_cursor(0, { 15, 16 })
       vim.api.nvim_feedkeys("K", "m", false)
     end
-  elseif has_float() then
-    timer:stop()
-    vim.cmd("redraw")
-    signal("hover shown")
+  else
+    local text, win = float_text()
+    if text and text:find("on its way", 1, true) then
+      -- the model was still warming: the fast path answered and the explanation follows; hover again, as a user would
+      vim.api.nvim_win_close(win, true)
+      pressed, next_press = false, vim.uv.now() + 1000
+    elseif text then
+      timer:stop()
+      vim.cmd("redraw")
+      signal("hover shown")
+    end
   end
 end))

@@ -47,7 +47,7 @@ def hover_screen(tmp_path, settings, expect):
     assert started.returncode == 0, f"tmux new-session failed: {started.stderr}"
     try:
         try:
-            tmux("wait-for", channel, timeout=180)
+            tmux("wait-for", channel, timeout=360)
         except subprocess.TimeoutExpired:
             pytest.fail(f"Neovim never signalled that the hover popup opened; the screen:\n{pane()}")
         deadline = time.monotonic() + 30

@@ -207,11 +207,12 @@ def test_commands_are_defined_with_completion(stub_run):
 
 
 def test_neovim_010_path_starts_the_server_with_vim_lsp_start(tmp_path):
-    ws, r = run_nvim(tmp_path, {"backend": {"kind": "stub"}}, steps=["attach", "indexed", "hover"],
+    ws, r = run_nvim(tmp_path, {"backend": {"kind": "stub"}}, steps=["attach", "indexed", "hover", "hover_again"],
                      extra_env={"ENGRAM_SIMULATE_NVIM_010": "1"})
     ok(r, "attach")
     ok(r, "hover")
-    assert r["hover"].startswith("**apply_discount** — stub_")
+    ok(r, "hover_again")  # the first K may come while the workers warm: it says the explanation is on its way
+    assert r["hovers"][-1].startswith("**apply_discount** — stub_"), r["hovers"]
 
 
 @pytest.mark.model
