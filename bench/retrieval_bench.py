@@ -299,6 +299,23 @@ def keystrokes(text: str, n: int) -> list[tuple[tuple[int, int], tuple[int, int]
     return edits
 
 
+def edit_timings(engram: Engram, text: str, queries: list[str]) -> tuple[list, list, list]:
+    """300 one-character edits of big.py: every other one timed alone; the rest timed with a search after them,
+    and that search timed again alone (the same query on the same index)."""
+    edit_ms, pair_ms, search_ms = [], [], []
+    for i, (a, b, new) in enumerate(keystrokes(text, 300)):
+        if i % 2 == 0:
+            edit_ms.append(timed(engram.apply_edit, "big.py", a, b, new))
+        else:
+            q = queries[i % len(queries)]
+            t = time.perf_counter()
+            engram.apply_edit("big.py", a, b, new)
+            engram.search(q, 10)
+            pair_ms.append((time.perf_counter() - t) * 1000)
+            search_ms.append(timed(engram.search, q, 10))
+    return edit_ms, pair_ms, search_ms
+
+
 def scale(work: Path) -> dict:
     corpus = work / "scale"
     copy_packages(SCALE_PACKAGES, corpus, blank_docstrings=False)
@@ -319,18 +336,7 @@ def scale(work: Path) -> dict:
     text = big_file()
     engram.set_document("big.py", text)
     engram.settle()
-    edits = keystrokes(text, 300)
-    edit_ms, pair_ms, search_ms = [], [], []
-    for i, (a, b, new) in enumerate(edits):
-        if i % 2 == 0:
-            edit_ms.append(timed(engram.apply_edit, "big.py", a, b, new))
-        else:
-            q = queries[i % len(queries)]
-            t = time.perf_counter()
-            engram.apply_edit("big.py", a, b, new)
-            engram.search(q, 10)
-            pair_ms.append((time.perf_counter() - t) * 1000)
-            search_ms.append(timed(engram.search, q, 10))
+    edit_ms, pair_ms, search_ms = edit_timings(engram, text, queries)
     settle_ms = timed(engram.settle)
     # the edited text is searchable at once: the identifier typed last is found
     engram.apply_edit("big.py", (1500, 0), (1500, 0), "def freshly_typed_marker(): pass\n")
@@ -420,6 +426,16 @@ def child(mode: str, root: Path, cache: Path, empty: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def tiny_files(root: Path, n: int = 100_000) -> Path:
+    """``n`` two-line Python files, 1,000 to a folder (the hostile workspace's many-files case)."""
+    for i in range(n):
+        d = root / f"d{i // 1000:03d}"
+        if i % 1000 == 0:
+            d.mkdir(parents=True)
+        (d / f"m{i}.py").write_text(f"def f{i}(x):\n    return x + {i}\n")
+    return root
+
+
 def memory(work: Path, scale_cache: Path) -> dict:
     empty = work / "empty"
     empty.mkdir(exist_ok=True)
@@ -431,12 +447,7 @@ def memory(work: Path, scale_cache: Path) -> dict:
         r["source_bytes"] = raw
         r["index_share_to_source"] = round((r["rss_indexed_mb"] - r["rss_empty_mb"]) * 2**20 / raw, 2)
         out[name] = r
-    tiny = work / "tiny"
-    for i in range(100_000):
-        d = tiny / f"d{i // 1000:03d}"
-        if i % 1000 == 0:
-            d.mkdir(parents=True)
-        (d / f"m{i}.py").write_text(f"def f{i}(x):\n    return x + {i}\n")
+    tiny = tiny_files(work / "tiny")
     out["tiny_100k"] = child("memory", tiny, work / "mem-tiny", empty)
     out["cold_start"] = child("cold", work / "scale", scale_cache, empty)
     return out
@@ -508,12 +519,7 @@ def engine_rerun(work: Path) -> dict:
     del engram
     empty = work / "empty"
     empty.mkdir()
-    tiny = work / "tiny"
-    for i in range(100_000):
-        d = tiny / f"d{i // 1000:03d}"
-        if i % 1000 == 0:
-            d.mkdir(parents=True)
-        (d / f"m{i}.py").write_text(f"def f{i}(x):\n    return x + {i}\n")
+    tiny = tiny_files(work / "tiny")
     return {"scale_chunks": summary.chunks, "scale_lines": lines,
             "cold_start": child("cold", corpus, work / "cache-s", empty),
             "tiny_100k": child("memory", tiny, work / "mem-tiny", empty)}
@@ -530,17 +536,7 @@ def keystroke_rerun(work: Path) -> dict:
     engram.set_document("big.py", text)
     engram.settle()
     queries = scale_queries(200)
-    edit_ms, pair_ms, search_ms = [], [], []
-    for i, (a, b, new) in enumerate(keystrokes(text, 300)):
-        if i % 2 == 0:
-            edit_ms.append(timed(engram.apply_edit, "big.py", a, b, new))
-        else:
-            q = queries[i % len(queries)]
-            t = time.perf_counter()
-            engram.apply_edit("big.py", a, b, new)
-            engram.search(q, 10)
-            pair_ms.append((time.perf_counter() - t) * 1000)
-            search_ms.append(timed(engram.search, q, 10))
+    edit_ms, pair_ms, search_ms = edit_timings(engram, text, queries)
     (work / "edit-empty").mkdir()
     full_ms = [timed(Engram.open(work / "edit-empty", cache_dir=work / f"cache-f{i}").set_document, "big.py", text)
                for i in range(5)]
@@ -575,14 +571,19 @@ def during_rerun(work: Path) -> dict:
             "ms_p95": round(percentile(times, 95), 2), "ms_max": round(max(times), 2)}
 
 
+def in_work_dir(fn):
+    """Runs ``fn(work)`` in a fresh temporary folder, removed afterwards."""
+    work = Path(tempfile.mkdtemp(prefix="engram-bench-"))
+    try:
+        return fn(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> int:
     if "--only-during" in sys.argv:
         label = sys.argv[sys.argv.index("--only-during") + 1]
-        work = Path(tempfile.mkdtemp(prefix="engram-bench-"))
-        try:
-            r = during_rerun(work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        r = in_work_dir(during_rerun)
         path = OUT / "retrieval-during.json"
         runs = json.loads(path.read_text()) if path.exists() else {}
         runs[label] = r
@@ -590,11 +591,7 @@ def main() -> int:
         print(label, r)
         return 0
     if "--only-keystroke" in sys.argv:
-        work = Path(tempfile.mkdtemp(prefix="engram-bench-"))
-        try:
-            k = keystroke_rerun(work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        k = in_work_dir(keystroke_rerun)
         OUT.mkdir(exist_ok=True)
         (OUT / "retrieval-keystroke.json").write_text(json.dumps(k, indent=2))
         table = "\n".join([
@@ -610,11 +607,7 @@ def main() -> int:
         print(table)
         return 0
     if "--only-engine" in sys.argv:
-        work = Path(tempfile.mkdtemp(prefix="engram-bench-"))
-        try:
-            result = engine_rerun(work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        result = in_work_dir(engine_rerun)
         OUT.mkdir(exist_ok=True)
         (OUT / "retrieval-engine.json").write_text(json.dumps(result, indent=2))
         c, t = result["cold_start"], result["tiny_100k"]
