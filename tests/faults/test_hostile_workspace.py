@@ -1,5 +1,5 @@
 """Fault row 5: a hostile workspace — a 50 MB single-line file, binary files, a symlink loop, 100k tiny files,
-invalid UTF-8 — indexes to completion while the server keeps answering; its peak RSS is reported."""
+invalid UTF-8 — indexes to completion while the server keeps answering; its peak RSS is reported and bounded."""
 
 import os
 
@@ -45,5 +45,8 @@ async def test_hostile_workspace_indexes_and_the_server_keeps_answering(tmp_path
         with capsys.disabled():
             print(f"\n[faults] hostile workspace: {info['files']} files, {info['chunks']} chunks, "
                   f"server peak RSS {rss:.0f} MB")
+        # A memory bound, not a timing: the v2 engine peaks at about 530 MB here (the target is 400 MB); the one
+        # before it took 1,141 MB. 800 MB fails if per-file Python objects come back.
+        assert rss < 800, f"server peak RSS {rss:.0f} MB indexing 100,001 files (bound 800 MB)"
     finally:
         await stop(client)
