@@ -8,6 +8,7 @@ symlinks that leave the root or loop, and secret-bearing files unless ``include_
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -77,8 +78,9 @@ class WorkspaceFilter:
 def read_text_file(path: Path, max_bytes: int) -> str | None:
     """The file's text, or None when it is missing, over ``max_bytes``, or binary. Invalid UTF-8 is replaced."""
     try:
-        if path.stat().st_size > max_bytes:
-            return None
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
+            return None  # a named pipe, socket or device would block or never end
         data = path.read_bytes()
     except OSError:
         return None
@@ -121,7 +123,7 @@ def walk_files(root: Path, settings: IndexSettings, skip: tuple[Path, ...] = ())
                     continue
                 if not target.is_file():
                     continue
-            if flt.excluded(rel):
+            if flt.excluded(rel) or not full.is_file():  # only regular files (not pipes, sockets, devices)
                 continue
             yield rel
             count += 1

@@ -67,3 +67,22 @@ def test_cancelled_indexing_stops_early(workspace, cache):
     calls = []
     summary = e.index_workspace(progress=lambda d, t, p: calls.append(d), cancelled=lambda: len(calls) >= 2)
     assert summary.cancelled and summary.files < 5
+
+
+def test_named_pipes_and_sockets_are_skipped(tmp_path):
+    """Reading a FIFO blocks until a writer comes: the walk and the reader must pass over anything not regular."""
+    import os
+    import socket
+
+    from engram_ls.retrieval.settings import IndexSettings
+    from engram_ls.retrieval.walk import read_text_file, walk_files
+
+    (tmp_path / "real.py").write_text("x = 1\n")
+    os.mkfifo(tmp_path / "pipe.py")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock.py"))
+    try:
+        assert list(walk_files(tmp_path, IndexSettings())) == ["real.py"]
+        assert read_text_file(tmp_path / "pipe.py", 1000) is None
+    finally:
+        sock.close()
