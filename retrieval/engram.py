@@ -549,11 +549,48 @@ class Engram:
         try:
             allowed = self._scope_mask(scope) if scope else None
             ranked = ranking.search(self.table, self.features, self.terms, query, k, allowed)
-            t = self.table
-            found = [(self.doc_paths[t.doc[s]], int(t.start[s]), int(t.end[s]), score) for s, score in ranked]
-            open_texts = {p: self.docs[p].lines for p, *_ in found if self.docs[p].lines is not None}
+            found, open_texts = self._located(ranked)
         finally:
             self._lock.release()
+        return self._hits(found, open_texts)
+
+    def find_named(self, name: str, role: str = "d", k: int = 10, exclude_path: str | None = None) -> list[Hit]:
+        """Chunks where ``name`` appears in a role — ``d`` defined, ``c`` called, ``a`` an attribute, ``m``
+        imported — found exactly through the role-tagged feature ``bind(role, name)`` (its postings, plus slots
+        written since they were built); for the other roles, chunks that define the name are left out. Smaller
+        chunks first (the most specific unit: the function, not its module);
+        ``exclude_path`` leaves out one document (the file being completed)."""
+        if role not in "dcam" or not name or k <= 0:
+            return []
+        with self._lock:
+            fid = self.features.lookup(f"{role}:{name.lower()}")
+            if fid < 0:
+                return []
+            t = self.table
+            slots = set()
+            if fid + 1 < len(t.ptr):
+                base = t.post_slot[t.ptr[fid]:t.ptr[fid + 1]]
+                slots.update(base[t.in_base[base]].tolist())   # a slot freed and reused since is fresh instead
+            for s in t.fresh:
+                if fid in t.features(s)[0]:
+                    slots.add(s)
+            skip = self.docs[exclude_path].doc_id if exclude_path in self.docs else -1
+            chosen = [s for s in slots if t.live[s] and t.doc[s] != skip]
+            defining = self.features.lookup(f"d:{name.lower()}") if role != "d" else -1
+            if defining >= 0:  # ``def f(`` reads as a call of f too: the definition is found with role "d"
+                chosen = [s for s in chosen if defining not in t.features(s)[0]]
+            chosen.sort(key=lambda s: (int(t.end[s] - t.start[s]), self.doc_paths[t.doc[s]], int(t.start[s])))
+            found, open_texts = self._located([(s, 1.0) for s in chosen[:k]])
+        return self._hits(found, open_texts)
+
+    def _located(self, ranked: list[tuple[int, float]]) -> tuple[list, dict]:
+        """(path, start, end, score) of ranked slots and the open documents' lines (under the lock)."""
+        t = self.table
+        found = [(self.doc_paths[t.doc[s]], int(t.start[s]), int(t.end[s]), score) for s, score in ranked]
+        return found, {p: self.docs[p].lines for p, *_ in found if self.docs[p].lines is not None}
+
+    def _hits(self, found: list, open_texts: dict) -> list[Hit]:
+        """Hits with their redacted text; files not open in the editor are read outside the lock."""
         hits = []
         texts: dict[str, list[str] | None] = dict(open_texts)
         for path, start, end, score in found:

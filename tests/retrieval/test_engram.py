@@ -376,3 +376,23 @@ def test_the_chunk_table_grows_past_its_initial_capacity_and_keeps_every_row():
                           t.length, t.average_length(), 1.2, 0.75, scores)
     assert np.flatnonzero(scores).tolist() == [2500]
     assert ChunkTable().average_length() == 1.0  # an empty table divides by nothing
+
+
+def test_find_named_returns_definitions_and_call_sites_through_role_features(tmp_path, cache):
+    (tmp_path / "a.py").write_text("def parse_header(line):\n    return line.split(':')\n\n\n"
+                                   "def other():\n    return parse_header('x: y')\n")
+    (tmp_path / "b.py").write_text("from a import parse_header\n\n\ndef use():\n    v = parse_header('k: v')\n"
+                                   "    return v\n\n\ndef parse():\n    return 'parse header'\n")
+    engram = Engram(tmp_path, cache_dir=cache)
+    engram.index_workspace()
+    defined = engram.find_named("parse_header", "d")
+    assert [(h.path, h.start_line) for h in defined] == [("a.py", 1)]
+    calls = {(h.path, h.start_line) for h in engram.find_named("parse_header", "c")}
+    assert calls == {("a.py", 5), ("b.py", 4)}          # not the definition, not the words "parse header"
+    assert {h.path for h in engram.find_named("parse_header", "c", exclude_path="b.py")} == {"a.py"}
+    # an edit is seen at once (fresh slots, before the postings are rebuilt); a removed call is gone
+    engram.set_document("a.py", "def parse_header(line):\n    return line.split(':')\n\n\n"
+                                "def other():\n    return 1\n\n\ndef third():\n    parse_header('')\n")
+    calls = {(h.path, h.start_line) for h in engram.find_named("parse_header", "c")}
+    assert calls == {("a.py", 9), ("b.py", 4)}
+    assert engram.find_named("no_such_name", "d") == [] and engram.find_named("parse_header", "x") == []
