@@ -251,8 +251,30 @@ async def cancel_over_http(server: LlamaServer, runs: int) -> dict:
             "max_extra_tokens": max(r["extra_tokens"] for r in rows)}
 
 
+def ratios(result: dict) -> None:
+    """Shared / local per editor count measured in both arms, and the crossover: the fewest editors from which the
+    shared server's throughput beats local workers at every larger count measured."""
+    by = {(p["editors"], p["arm"]): p for p in result["points"]}
+    counts = sorted(n for n, arm in by if arm == "shared" and (n, "local") in by)
+    result["ratios"] = {n: {"throughput": round(by[n, "shared"]["completions_per_s"]
+                                                / by[n, "local"]["completions_per_s"], 2),
+                            "p50": round(by[n, "shared"]["p50_ms"] / by[n, "local"]["p50_ms"], 2)}
+                        for n in counts}
+    wins = [n for n in counts if result["ratios"][n]["throughput"] > 1]
+    result["crossover_editors"] = wins[0] if wins and all(n in wins for n in counts if n >= wins[0]) else None
+
+
 def markdown(r: dict) -> str:
-    rows = ["| editors | arm | completions | failed | completions/s | p50 ms | p95 ms |", "|---|---|---|---|---|---|---|"]
+    run = r["run"]
+    rows = [f"`{run['command']}` on {run['date']}, {r['cores']} cores, load average {run['load_average_start']:.1f}"
+            f" at the start and {run.get('load_average_end', float('nan')):.1f} at the end; llama-server {r['server']}",
+            ""]
+    for phase in ("soak", "restart"):
+        if phase in r:
+            p = r[phase]
+            rows.append(f"{phase}: {p['editors']} editors for {p['seconds']} s, {p['restarts']} restarts: "
+                        f"{p['requests']} requests, {p['failed']} failed, p50 {p['p50_ms']} ms, p95 {p['p95_ms']} ms")
+    rows += ["", "| editors | arm | completions | failed | completions/s | p50 ms | p95 ms |", "|---|---|---|---|---|---|---|"]
     for p in r["points"]:
         rows.append(f"| {p['editors']} | {p['arm']} | {p['completions']} | {p['failed']} | {p['completions_per_s']} |"
                     f" {p['p50_ms']} | {p['p95_ms']} |")
@@ -272,7 +294,9 @@ async def main_async(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="engram-team-"))
     server = LlamaServer(parallel=args.slots, threads=args.threads, api_key=KEY).start()
     result = {"cores": len(os.sched_getaffinity(0)), "server": " ".join(server.command()[1:]).replace(KEY, "***"),
-              "per_editor": args.per_editor, "points": []}
+              "per_editor": args.per_editor, "points": [], "ratios": {}, "crossover_editors": None,
+              "run": {"date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()), "command": " ".join(sys.argv),
+                      "load_average_start": os.getloadavg()[0]}}
     try:
         if args.cancel_runs:
             result["cancel"] = await cancel_over_http(server, args.cancel_runs)
@@ -283,15 +307,8 @@ async def main_async(args) -> dict:
                 point = await run_point(n, arm, server.url, work, args.per_editor)
                 result["points"].append(point)
                 print(json.dumps(point), flush=True)
+                ratios(result)
                 save(result, args.out)
-        by = {(p["editors"], p["arm"]): p for p in result["points"]}
-        result["ratios"] = {n: {"throughput": round(by[n, "shared"]["completions_per_s"]
-                                                    / by[n, "local"]["completions_per_s"], 2),
-                                "p50": round(by[n, "shared"]["p50_ms"] / by[n, "local"]["p50_ms"], 2)}
-                            for n in args.editors}
-        wins = [n for n in args.editors if result["ratios"][n]["throughput"] > 1]
-        result["crossover_editors"] = wins[0] if wins and all(n in wins for n in args.editors if n >= wins[0]) \
-            else None
         if args.soak:
             result["soak"] = await soak(8, server.url, work / "soak", args.soak)
             print("soak", json.dumps(result["soak"]), flush=True)
@@ -302,6 +319,7 @@ async def main_async(args) -> dict:
             print("restart", json.dumps(result["restart"]), flush=True)
     finally:
         server.stop()
+        result["run"]["load_average_end"] = os.getloadavg()[0]
     return result
 
 
