@@ -8,8 +8,10 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -120,6 +122,70 @@ class LlamaServer:
     def restart(self) -> None:
         self.kill()
         self.start()
+
+
+def _abort(sock: socket.socket) -> None:
+    """Closes with a TCP reset, as a crashed server's kernel does; wakes a thread blocked in recv on it."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+
+
+class FaultyProxy:
+    """A TCP proxy in front of the real llama-server, for network faults on cue: ``drop()`` resets every open
+    connection (the editor's side of a crash), and while ``hold`` is set new connections are accepted but never
+    forwarded (a server that is up but has not answered yet, e.g. still reading a long prompt)."""
+
+    def __init__(self, target_port: int):
+        self.target = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.hold, self.held = False, 0
+        self.lock = threading.Lock()
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True, name="proxy-accept").start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            with self.lock:
+                self.open.append(client)
+                if self.hold:
+                    self.held += 1
+                    continue
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            with self.lock:
+                self.open.append(upstream)
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True, name="proxy-pipe").start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def drop(self) -> None:
+        with self.lock:
+            conns, self.open = self.open, []
+        for sock in conns:
+            _abort(sock)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.drop()
 
 
 def team_settings(url: str, **kw) -> InferenceSettings:

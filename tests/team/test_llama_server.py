@@ -4,6 +4,7 @@ and the API key's hygiene."""
 
 import asyncio
 import logging
+import time
 
 import pytest
 
@@ -12,7 +13,7 @@ from engram_ls.inference.backends import OpenAIBackend
 
 from tests.inference.conftest import wait_until
 
-from .conftest import KEY, KEY_ENV, LlamaServer, free_port, team_settings
+from .conftest import KEY, KEY_ENV, FaultyProxy, LlamaServer, free_port, team_settings
 
 pytestmark = pytest.mark.model
 
@@ -108,6 +109,33 @@ async def test_restart_mid_request_every_request_is_answered(team_key, capfd):
     finally:
         await inf.close()
         server.stop()
+
+
+async def test_a_second_outage_before_the_retried_request_answers_is_ridden_out(llama_server, team_key, capfd):
+    # Two restarts in a row (the bench's restart phase, 8 editors): the retry of the first has connected but not
+    # produced a token yet when the second comes, more than the retry window after the first. Only time without a
+    # connection counts as an outage, so the request is retried again and answered.
+    proxy = FaultyProxy(llama_server.port)
+    inf = await started(team_settings(proxy.url))
+    try:
+        toks = []
+        task = asyncio.create_task(inf.complete(TODO_PREFIX, TODO_SUFFIX, max_tokens=64, on_token=toks.append))
+        await wait_until(lambda: toks, timeout=120, what="the stream to start")
+        proxy.hold = True  # from now on the "server" accepts and says nothing
+        proxy.drop()
+        dropped = time.monotonic()
+        await wait_until(lambda: proxy.held, timeout=30, what="the retry to connect")
+        # the fault itself: silence for longer than the retry window, then the second crash
+        await wait_until(lambda: time.monotonic() - dropped > OpenAIBackend.RETRY_S + 1, timeout=60,
+                         what="the retry window to pass")
+        proxy.hold = False
+        proxy.drop()
+        a = await task
+        assert a.text.strip() and a.text == "".join(toks) and a.finish in ("stop", "length"), a
+        assert capfd.readouterr().err.count("retrying") >= 2
+    finally:
+        await inf.close()
+        proxy.close()
 
 
 async def test_wrong_api_key_is_a_clear_401(llama_server, monkeypatch):
