@@ -16,6 +16,8 @@ FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE = "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_
 REPO_NAME, FILE_SEP = "<|repo_name|>", "<|file_sep|>"
 FIM_STOPS = ["<|endoftext|>", FILE_SEP, REPO_NAME, FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE, "<|fim_pad|>", "<|im_end|>"]
 SAFETY_TOKENS = 16
+CODE_SHARE = 0.6   # the local window's floor: snippets never take more than the rest of the prompt
+WINDOW_STEP = 16   # the prefix window starts on a multiple of this many lines (a stable prompt prefix)
 
 SYSTEM_PROMPTS = {
     # Measured in bench/inference_bench.py: this short, concrete wording made the 0.5B model state 7 of 9 facts on
@@ -107,28 +109,53 @@ def _head(text: str, budget: int, count: Count) -> str:
     return "\n".join(kept)
 
 
+def _stable_tail(text: str, budget: int, count: Count, step: int) -> str:
+    """Like ``_tail``, but the kept text starts at a line whose number is a multiple of ``step``: as the user
+    types, the window's start stays put for ``step`` lines instead of moving with every keystroke, so the prompt up
+    to the cursor's line is the one llama.cpp has cached."""
+    kept = _tail(text, budget, count)
+    if kept == text or step <= 1:
+        return kept
+    lines = text.split("\n")
+    n_kept = len(kept.split("\n"))
+    step = max(1, min(step, n_kept // 4))  # a short window loses at most a quarter of its lines to the step
+    first = len(lines) - n_kept  # index of the first kept line
+    start = -(-first // step) * step
+    return "\n".join(lines[start:]) if start < len(lines) else kept
+
+
 def fim_prompt(prefix: str, suffix: str, snippets: Sequence[Snippet], *, path: str = "", repo: str = "workspace",
-               n_ctx: int, max_tokens: int, count: Count, code_share: float = 0.55) -> tuple[str, list[int]]:
+               n_ctx: int, max_tokens: int, count: Count, code_share: float = CODE_SHARE,
+               step: int = WINDOW_STEP) -> tuple[str, list[int]]:
     """A Qwen2.5-Coder fill-in-the-middle prompt; with snippets, its repo-level form (one ``<|file_sep|>`` section
-    per snippet, cited by path and lines). Returns the prompt and the indices of the snippets it cites."""
+    per snippet, cited by path and lines, then the current file). Returns the prompt and the indices of the
+    snippets it cites.
+
+    The file's own code (the local window) never gets less than ``code_share`` of the budget: snippets fill what it
+    leaves, chosen in the caller's order, laid out in a stable order before the file. When fewer snippets fit, the
+    code gets their room back. The suffix gets at most a quarter of the code's budget, the prefix the rest."""
     total = max(64, n_ctx - max_tokens - SAFETY_TOKENS)
-    code_budget = int(total * (code_share if snippets else 1.0))
-    pre = _tail(prefix, int(code_budget * 0.75), count)
-    suf = _head(suffix, code_budget - count(pre), count)
-    core = f"{FIM_PREFIX}{pre}{FIM_SUFFIX}{suf}{FIM_MIDDLE}"
-    if not snippets:
-        return core, []
     header = f"{REPO_NAME}{repo}\n"
     current = f"{FILE_SEP}{path or 'current_file'}\n"
-    budget = total - count(core) - count(header) - count(current)
+    markup = count(FIM_PREFIX + FIM_SUFFIX + FIM_MIDDLE)
 
     def section(s: Snippet) -> str:
         return f"{FILE_SEP}{s.path}:{s.start_line}-{s.end_line}\n{s.text}\n"
 
-    chosen = pack(snippets, budget, count, section)
+    chosen: list[int] = []
+    context = ""
+    if snippets:
+        floor = int(total * code_share)
+        need = count(prefix) + count(suffix) + markup
+        room = total - min(need, floor) - count(header) - count(current)
+        chosen = pack(snippets, room, count, section)
+        context = "".join(section(snippets[i]) for i in chosen)
+    code_budget = total - (count(header) + count(context) + count(current) if chosen else 0) - markup
+    pre = _stable_tail(prefix, code_budget - min(count(suffix), code_budget // 4), count, step)
+    suf = _head(suffix, code_budget - count(pre), count)
+    core = f"{FIM_PREFIX}{pre}{FIM_SUFFIX}{suf}{FIM_MIDDLE}"
     if not chosen:
         return core, []
-    context = "".join(section(snippets[i]) for i in chosen)
     return f"{header}{context}{current}{core}", chosen
 
 

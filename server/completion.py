@@ -15,7 +15,10 @@ import re
 from lsprotocol import types
 
 
+from engram_ls.inference import Answer, Inference
+
 from .app import EngramServer
+from .completion_context import QUERY_LINES, completion_hits
 from .context import clean, is_private, related, snippets
 from .convert import link
 from .ranges import check_position
@@ -56,6 +59,24 @@ def drop_typed_indent(text: str, prefix: str) -> str:
     return text[n:]
 
 
+def suggestion(text: str, prefix: str, suffix: str) -> str:
+    """The model's text as the editor should insert it."""
+    return drop_typed_indent(trim(text, suffix), prefix)
+
+
+def context_hits(engram, rel: str | None, prefix: str, suffix: str, similar: int) -> list:
+    """(root, hit) pairs for a completion in ``rel`` of ``engram``: definitions and call sites of the names near
+    the cursor, then similar code (``completion_context``). Blocking: run it off the event loop."""
+    return [(engram.root, h) for h in completion_hits(engram, rel, prefix, suffix, similar=similar)]
+
+
+async def fill(inference: Inference, prefix: str, suffix: str, hits, *, max_tokens: int, path: str, repo: str,
+               request_id: str | None = None, stop=STOPS) -> Answer:
+    """One fill-in-the-middle generation with the hits as repo-level context; secrets redacted."""
+    return await inference.complete(clean(prefix), clean(suffix), snippets(hits), max_tokens=max_tokens,
+                                    request_id=request_id, path=path, repo=repo, stop=list(stop))
+
+
 class Completer:
     """One in-flight generation per document; newer requests supersede older ones."""
 
@@ -87,21 +108,24 @@ class Completer:
         source = doc.source
         offset = doc.offset_at_position(position)
         prefix, suffix = source[:offset], source[offset:]
-        query = "\n".join(prefix.split("\n")[-12:])
-        line = position.line + 1
-        hits = await related(ls, query, settings.context_snippets, uri, exclude_lines=(line, line))
+        engram, rel = ls.roots.locate(uri)
+        if engram is not None:
+            await ls.roots.flush(uri)
+            hits = await asyncio.get_running_loop().run_in_executor(
+                None, context_hits, engram, rel, prefix, suffix, settings.context_snippets)
+        else:  # a document outside every root: similar code from all of them
+            query = "\n".join(prefix.split("\n")[-QUERY_LINES:])
+            line = position.line + 1
+            hits = await related(ls, query, settings.context_snippets, uri, exclude_lines=(line, line))
         if self.tickets.get(uri) != ticket:
             return None
         inference = await ls.inference()
         rid = f"complete-{next(_ids)}"
         self.running[uri] = rid
         self.started += 1
-        engram, rel = ls.roots.locate(uri)
         try:
-            answer = await inference.complete(clean(prefix), clean(suffix), snippets(hits),
-                                              max_tokens=settings.max_tokens, request_id=rid,
-                                              path=rel or uri.rsplit("/", 1)[-1],
-                                              repo=engram.root.name if engram else "workspace", stop=STOPS)
+            answer = await fill(inference, prefix, suffix, hits, max_tokens=settings.max_tokens, request_id=rid,
+                                path=rel or uri.rsplit("/", 1)[-1], repo=engram.root.name if engram else "workspace")
         finally:
             if self.running.get(uri) == rid:
                 del self.running[uri]
@@ -111,7 +135,7 @@ class Completer:
             self.wasted_tokens += int(answer.usage.get("completion_tokens", 0))
             return None  # superseded, or the document moved on: never answer for an outdated version
         self.returned += 1
-        text = drop_typed_indent(trim(answer.text, suffix), prefix)
+        text = suggestion(answer.text, prefix, suffix)
         return (text, hits) if text.strip() else None
 
     def stats(self) -> dict:

@@ -99,22 +99,67 @@ def test_pack_takes_snippets_in_relevance_order_up_to_the_budget_exactly():
 
 
 def test_fim_budget_split_is_pinned():
-    """total = max(64, n_ctx - max_tokens - 16); the code gets all of it without snippets (55% with), the prefix
-    three quarters of the code budget, the suffix the rest."""
+    """total = max(64, n_ctx - max_tokens - 16); the code gets all of it but the FIM markup without snippets, the
+    suffix at most a quarter of the code budget, the prefix the rest."""
     prefix = "\n".join(f"p{i:03d}" for i in range(500))  # 5 characters a line with its newline
     suffix = "\n".join(f"s{i:03d}" for i in range(500))
-    p, _ = fim_prompt(prefix, suffix, [], n_ctx=1000, max_tokens=100, count=chars)
+    markup = len("<|fim_prefix|><|fim_suffix|><|fim_middle|>")  # 42 characters
+    p, _ = fim_prompt(prefix, suffix, [], n_ctx=1000, max_tokens=100, count=chars, step=1)
     pre, suf = p[len("<|fim_prefix|>"):-len("<|fim_middle|>")].split("<|fim_suffix|>")
-    assert len(pre) == 659 and pre.endswith("p499")  # int(884 * 0.75) = 663: 132 whole lines
-    assert len(suf) == 224 and suf.startswith("s000")  # 884 - 659 = 225: 45 whole lines
+    assert len(pre) == 629 and pre.endswith("p499")  # 884 - 42 - 842 // 4 = 632: 126 whole lines
+    assert len(suf) == 209 and suf.startswith("s000")  # 842 - 629 = 213: 42 whole lines
+    assert len(p) <= 884
     lines_of = "\n".join  # the floor of 64 tokens:
-    p, _ = fim_prompt(lines_of("p" * 100), lines_of("s" * 100), [], n_ctx=10, max_tokens=8, count=chars)
+    p, _ = fim_prompt(lines_of("p" * 100), lines_of("s" * 100), [], n_ctx=10, max_tokens=8, count=chars, step=1)
     pre, suf = p[len("<|fim_prefix|>"):-len("<|fim_middle|>")].split("<|fim_suffix|>")
-    assert len(pre) == 47 and len(suf) == 15  # int(64 * 0.75) = 48: 24 two-character lines; 64 - 47 = 17: 8
-    snips = [Snippet("a.py", 1, 2, "def helper():\n    return 1")]
-    p, cited = fim_prompt(prefix, suffix, snips, n_ctx=1000, max_tokens=100, count=chars)
-    pre = p.split("<|fim_prefix|>")[1].split("<|fim_suffix|>")[0]
-    assert len(pre) == 359 and cited == [0]  # int(int(884 * 0.55) * 0.75) = 364: 72 whole lines
+    assert len(pre) == 15 and len(suf) == 5  # 22 - 22 // 4 = 17: 8 two-character lines; 22 - 15 = 7: 3 lines
+
+
+def test_the_local_window_keeps_its_share_however_much_context_there_is():
+    """Snippets take at most 40% of the budget when the code needs more; the code never gets less than 60%."""
+    prefix = "\n".join(f"p{i:03d}" for i in range(500))
+    many = [Snippet(f"m{i}.py", 1, 3, f"def f{i}():\n    return {i}\n") for i in range(200)]
+    p, cited = fim_prompt(prefix, "", many, n_ctx=1000, max_tokens=100, count=chars, step=1)
+    code = p[p.index("<|fim_prefix|>"):]
+    assert prompts.CODE_SHARE == 0.6
+    assert int(884 * 0.6) - 5 <= len(code) <= int(884 * 0.6) + 40  # the floor, within a line or a snippet
+    assert len(cited) >= 5 and len(p) <= 884  # the rest went to snippets
+
+
+def test_the_code_gets_back_the_room_snippets_leave():
+    prefix = "\n".join(f"p{i:03d}" for i in range(500))
+    bare, _ = fim_prompt(prefix, "", [], n_ctx=1000, max_tokens=100, count=chars, step=1)
+    small = [Snippet("a.py", 1, 2, "def helper():\n    return 1")]
+    p, cited = fim_prompt(prefix, "", small, n_ctx=1000, max_tokens=100, count=chars, step=1)
+    code = p[p.index("<|fim_prefix|>"):]
+    overhead = len(p) - len(code)
+    assert cited == [0] and overhead < 110
+    assert len(code) >= len(bare) - overhead - 5  # all but the snippet's own room (give or take a line)
+
+
+def test_a_keystroke_keeps_the_prompt_up_to_the_cursor_line():
+    """The prefix window starts on a multiple of WINDOW_STEP lines, so typing on the last line, or writing new
+    lines, leaves the snippets and the file's window start unchanged (llama.cpp re-evaluates only the end) until
+    the window has to move, and then it moves by WINDOW_STEP lines at once."""
+    lines = [f"value_{i} = compute({i})" for i in range(400)]
+    snips = [Snippet("a.py", 1, 2, "def compute(x):\n    return x")]
+
+    def prompt(typed: str, step: int = prompts.WINDOW_STEP) -> str:
+        return fim_prompt("\n".join(lines) + "\nresult = comp" + typed, "\n", snips, n_ctx=3000, max_tokens=16,
+                          count=chars, step=step)[0]
+
+    def stable(a: str, b: str) -> bool:  # b keeps a's text up to its cursor line
+        return b.startswith(a.split("result = comp")[0])
+
+    before = prompt("")
+    assert all(stable(before, prompt(typed)) for typed in ("u", "ute", "ute(", "ute(1)"))
+    first = int(before.split("<|fim_prefix|>")[1].split(" = ")[0].removeprefix("value_"))
+    assert first % prompts.WINDOW_STEP == 0
+    new_lines = [prompt("ute(1)" + "".join(f"\nextra_{j} = {j}" for j in range(n))) for n in range(33)]
+    moves = sum(not stable(a, b) for a, b in zip(new_lines, new_lines[1:]))
+    assert 1 <= moves <= 3  # 32 new lines: the window moves about twice
+    plain = [prompt("ute(1)" + "".join(f"\nextra_{j} = {j}" for j in range(n)), step=1) for n in range(33)]
+    assert sum(not stable(a, b) for a, b in zip(plain, plain[1:])) >= 12  # without the step: every other line
 
 
 def test_a_long_question_keeps_its_first_third_of_the_budget():
