@@ -51,6 +51,8 @@ STOPWORDS = frozenset(
     .split()
 )
 
+STEM = False           # word features are stemmed (``parsing``, ``parsed``, ``parses`` -> ``pars``)
+NAME_BOOST = 0         # extra counts of the sub-tokens of a name the chunk defines (def/class/function …)
 MAX_WORD = 40
 MAX_IDENT = 80
 ROLE_NAME_MAX = 80          # role features (d:, c:, a:, m:) are capped like identifiers: no unbounded strings
@@ -65,13 +67,46 @@ def _split(identifier: str) -> tuple[str, ...]:
     return tuple(t for t in out if len(t) <= MAX_WORD)
 
 
+_KEEP_S = ("ss", "us", "is", "os")
+
+
+@lru_cache(maxsize=65_536)
+def stem(word: str) -> str:
+    """A light, conservative suffix stemmer for code words: plural, -ing, -ed, -ion and a final -e are cut, so
+    ``validate``, ``validated``, ``validation`` and ``validates`` meet at ``validat``; short words are kept."""
+    w = word
+    if len(w) > 4 and w.endswith("ies"):
+        w = w[:-3] + "y"
+    elif len(w) > 3 and w.endswith("s") and not w.endswith(_KEEP_S):
+        w = w[:-1]
+    for suffix, min_len in (("ing", 6), ("ed", 5), ("ion", 7)):
+        if len(w) >= min_len and w.endswith(suffix):
+            w = w[:-len(suffix)]
+            if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "lsz":
+                w = w[:-1]          # running -> run
+            break
+    if len(w) > 4 and w.endswith("e"):
+        w = w[:-1]
+    return w
+
+
+_STEMMED_STOPWORDS = STOPWORDS | frozenset(stem(w) for w in STOPWORDS)
+
+
+def _word(sub: str) -> str:
+    return stem(sub) if STEM else sub
+
+
 def split_identifier(identifier: str) -> list[str]:
     """Lower-cased sub-tokens of an identifier: ``parseHTTPResponse_v2`` -> parse, http, response, v, 2."""
     return list(_split(identifier))
 
 
 def _roles(text: str, counts: Counter) -> None:
-    defined = _DEFINE.findall(text) + _ASSIGN.findall(text)
+    declared = _DEFINE.findall(text)
+    if NAME_BOOST:
+        counts.update(["t:" + _word(s) for n in declared for s in _split(n)] * NAME_BOOST)
+    defined = declared + _ASSIGN.findall(text)
     counts.update(["d:" + n.lower() for n in defined if len(n) <= ROLE_NAME_MAX and n.lower() not in _KEYWORDS])
     counts.update(["c:" + n.lower() for n in _CALL.findall(text)
                    if len(n) <= ROLE_NAME_MAX and n.lower() not in _KEYWORDS])
@@ -96,7 +131,7 @@ def _ident_info(ident: str) -> tuple:
             info = ((), None, None, True)
         else:
             subs = _split(ident)
-            feats = ("i:" + low,) + tuple("t:" + s for s in subs) + tuple(
+            feats = ("i:" + low,) + tuple("t:" + _word(s) for s in subs) + tuple(
                 "o:" + a + " " + b for a, b in zip(subs, subs[1:]) if a != b)
             info = (feats, subs[0] if subs else None, subs[-1] if subs else None, False)
         if len(_IDENT_INFO) >= _IDENT_INFO_MAX:
@@ -131,8 +166,29 @@ def code_features(text: str, path: str = "", words: list[str] | None = None) -> 
     _lexical(text, counts)
     _roles(text, counts)
     for w in (words if words is not None else path_words(path) if path else ()):
-        counts["t:" + w] += 1
+        counts["t:" + _word(w)] += 1
     return counts
+
+
+_ENCLOSING = re.compile(r"^(\s*)(?:export\s+)?(?:default\s+)?(?:abstract\s+)?(?:async\s+)?"
+                        r"(?:class|def|function|interface|struct|impl|trait|module|namespace|enum)\s+([A-Za-z_$][\w$]*)")
+CONTEXT_SCAN = 400      # lines looked at above a chunk for its enclosing definitions
+
+
+def context_words(lines: list[str], start_line: int) -> list[str]:
+    """Sub-tokens of the names of the definitions enclosing the chunk that starts at ``start_line`` (1-based):
+    a method split out of a large class is indexed with its class's name. Found by indentation, bounded scan."""
+    first = next((l for l in lines[start_line - 1:start_line + 5] if l.strip()), "")
+    indent = len(first) - len(first.lstrip())
+    out: list[str] = []
+    for i in range(start_line - 2, max(-1, start_line - 2 - CONTEXT_SCAN), -1):
+        if indent == 0:
+            break
+        m = _ENCLOSING.match(lines[i])
+        if m and len(m.group(1)) < indent:
+            out.extend(_split(m.group(2)))
+            indent = len(m.group(1))
+    return out
 
 
 _CODE_HINT = re.compile(r"[(){}\[\];=<>]|[A-Za-z_]\.[A-Za-z_]|::|->|\n\s+\S|^\s*(?:def|class|import|from|fn|func)\s",
@@ -157,6 +213,7 @@ def query_features(query: str) -> Counter:
         named = {"i:" + w.lower() for w in _IDENT.findall(query) if "_" in w.strip("_") or _CAMEL.search(w)}
         counts = Counter({f: n for f, n in counts.items()
                           if (f.startswith("t:") and f[2:] not in STOPWORDS) or f in named})
-    for feature in [f for f in counts if f.startswith(("t:", "i:")) and f[2:] in STOPWORDS]:
+    stops = _STEMMED_STOPWORDS if STEM else STOPWORDS
+    for feature in [f for f in counts if f.startswith(("t:", "i:")) and f[2:] in stops]:
         del counts[feature]
     return counts

@@ -1,18 +1,27 @@
-"""Two-stage search over the chunk table.
+"""Two-stage search over the chunk table, fusing three channels.
 
-Stage 1 generates candidates from the postings of the query's strongest known features (BM25 terms; never scoring
-every chunk), plus the fresh slots written since the postings were built. Stage 2 reranks the candidates exactly:
-BM25 over all the query's features blended with the engram cosine — the VSA similarity of the query's probe and
-the chunk's engram, computed from the feature HVs without materialising the engram.
+Stage 1 generates candidates from the postings of the query's strongest known features (BM25 terms, including the
+words the semantic channel says mean the same; never scoring every chunk), plus the fresh slots written since the
+postings were built. Stage 2 scores the candidates on three channels and blends them:
+
+- lexical: exact BM25 over all the query's features (scaled by the best candidate's score);
+- engram: the VSA cosine of the query's probe and the chunk's engram, computed from the feature HVs without
+  materialising the engram (role-tagged structure: what wins queries in code);
+- meaning: the cosine of the query's and the chunk's static word-vector meaning (``meaning``; what wins queries in
+  words when the code says it differently).
+
+Queries in words and queries in code weigh the channels differently (``WORDS`` and ``CODE``, tuned on the dev sets
+of ``bench/nl_eval``).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels
+from . import kernels, meaning_kernels
 from .chunk_table import ChunkTable
 from .encoder import idf, probe
 from .features import query_features
@@ -21,42 +30,89 @@ from .vocabulary import FeatureTable, LEXICAL_ROLES
 
 CANDIDATES = 300
 STAGE1_FEATURES = 64
-COSINE_MIX = 0.5      # share of the engram cosine in the final score (the rest: exact BM25 over features)
 BM25_K1 = 1.2
 BM25_B = 0.75
-EXPANSION_WEIGHT = 0.35
 
 
-def query_weights(query: str, features: FeatureTable, n_chunks: int, terms: TermSpace) -> dict[str, float]:
-    """Each query feature's weight: IDF x log-scaled count x role boost, plus the semantic layer's neighbours of the
-    query's rarest words at a reduced weight."""
+@dataclass(frozen=True)
+class Blend:
+    """Shares of each channel in the final score, and the weights of the expansion words added to the query:
+    ``expansion`` for the meaning channel's neighbours, ``ri_expansion`` for the Random Indexing layer's."""
+
+    lexical: float = 0.5
+    engram: float = 0.5
+    meaning: float = 0.0
+    expansion: float = 0.0
+    ri_expansion: float = 0.35
+
+
+BEFORE = Blend()                                              # the ranking before the semantic channel
+WORDS = Blend(lexical=0.5, engram=0.5, meaning=0.0, expansion=0.0, ri_expansion=0.35)
+CODE = Blend(lexical=0.5, engram=0.5, meaning=0.0, expansion=0.0, ri_expansion=0.35)
+
+
+def _df(features: FeatureTable, name: str) -> int:
+    fid = features.lookup(name)
+    return int(features.df[fid]) if fid >= 0 else 0
+
+
+def query_weights(query: str, features: FeatureTable, n_chunks: int, terms: TermSpace,
+                  blend: Blend = BEFORE) -> dict[str, float]:
+    """Each query feature's weight: IDF x log-scaled count x role boost, plus neighbours of the query's rarest words
+    at reduced weights (Random Indexing's from the workspace, the meaning channel's from static vectors)."""
     counts = query_features(query)
     n = max(1, n_chunks)
-    df = features.df
     weighted: dict[str, float] = {}
     for f, c in counts.items():
-        fid = features.lookup(f)
-        weighted[f] = idf(int(df[fid]) if fid >= 0 else 0, n) * (1.0 + math.log(c)) * {"d": 1.5}.get(f[0], 1.0)
+        weighted[f] = idf(_df(features, f), n) * (1.0 + math.log(c)) * {"d": 1.5}.get(f[0], 1.0)
     strongest = sorted((f for f in weighted if f.startswith("t:")), key=lambda f: -weighted[f])[:4]
-    for f in strongest:
-        for word, sim in terms.neighbours(f[2:]):
-            g = "t:" + word
-            if g not in counts:
-                fid = features.lookup(g)
-                weighted[g] = max(weighted.get(g, 0.0), EXPANSION_WEIGHT * sim * idf(int(df[fid]) if fid >= 0 else 0, n))
+    sources = [(blend.ri_expansion, terms.neighbours), (blend.expansion, terms.meaning.neighbours)]
+    for share, neighbours in sources:
+        if share <= 0:
+            continue
+        for f in strongest:
+            for word, sim in neighbours(f[2:]):
+                g = "t:" + word
+                if g not in counts:
+                    weighted[g] = max(weighted.get(g, 0.0), share * sim * idf(_df(features, g), n))
     return weighted
 
 
+def is_natural(query: str) -> bool:
+    """A query in words: all its features are words or identifiers (no code structure)."""
+    return all(f.startswith(("t:", "i:")) for f in query_features(query))
+
+
 def search(table: ChunkTable, features: FeatureTable, terms: TermSpace, query: str, k: int,
-           allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-    """Top-k ``(slot, score)``; ``allowed`` is a boolean mask over slots (scope)."""
+           allowed: np.ndarray | None = None, blend: Blend | None = None) -> list[tuple[int, float]]:
+    """Top-k ``(slot, score)``; ``allowed`` is a boolean mask over slots (scope); ``blend`` overrides the default
+    (``WORDS`` or ``CODE`` by the query's kind)."""
     if table.alive == 0 or k <= 0:
         return []
-    weights = query_weights(query, features, table.alive, terms)
-    known = {features.ids[f]: w for f, w in weights.items() if f in features.ids and features.df[features.ids[f]] > 0}
-    if not known:
+    blend = blend or (WORDS if is_natural(query) else CODE)
+    scored = channels(table, features, terms, query, k, allowed, blend)
+    if scored is None:
         return []
-    natural = all(f.startswith(("t:", "i:")) for f in weights)
+    cand, lexical, engram, meaning = scored
+    final = blend.lexical * lexical + blend.engram * engram + blend.meaning * meaning
+    order = np.argsort(-final, kind="stable")[:k]
+    return [(int(cand[i]), float(final[i])) for i in order if final[i] > 0]
+
+
+def channels(table: ChunkTable, features: FeatureTable, terms: TermSpace, query: str, k: int,
+             allowed: np.ndarray | None, blend: Blend
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Stage 1's candidates and, for each, the three channels' scores: (slots, lexical BM25 / best, engram cosine,
+    meaning cosine). A channel whose share in ``blend`` is 0 is not computed (zeros). None: no candidate."""
+    natural = is_natural(query)
+    weights = query_weights(query, features, table.alive, terms, blend)
+    known = {}
+    for f, w in weights.items():
+        fid = features.lookup(f)
+        if fid >= 0 and features.df[fid] > 0:
+            known[fid] = w
+    if not known:
+        return None
     qids = np.fromiter(known.keys(), np.int64, len(known))
     qw = np.fromiter(known.values(), np.float64, len(known))
     avg = table.average_length()
@@ -81,23 +137,35 @@ def search(table: ChunkTable, features: FeatureTable, terms: TermSpace, query: s
     scores[~live] = 0.0
     positive = np.flatnonzero(scores > 0)
     if len(positive) == 0:
-        return []
+        return None
     c = min(len(positive), max(CANDIDATES, 4 * k))
     cand = positive[np.argpartition(-scores[positive], c - 1)[:c]] if len(positive) > c else positive
 
-    # Stage 2: exact BM25 over every query feature, blended with the engram cosine.
-    bm = np.zeros(len(cand), np.float64)
-    kernels.bm25_slots(cand, table.feat_start, table.feat_len, table.feat_ids, table.feat_w, qdense, table.length,
-                       avg, BM25_K1, BM25_B, bm)
-    qdim = probe(weights, features)
-    dots = np.zeros(len(cand), np.float64)
-    kernels.engram_dots(cand, table.feat_start, table.feat_len, table.feat_ids, table.feat_w, features.hv,
-                        LEXICAL_ROLES, features.role, natural, qdim, dots)
-    qnorm = float(np.linalg.norm(qdim)) or 1.0
-    cnorm = (table.lex_norm if natural else table.norm)[cand].astype(np.float64)
-    cnorm[cnorm == 0] = 1.0
-    cos = dots / (qnorm * cnorm)
-    top = bm.max() or 1.0
-    final = (1 - COSINE_MIX) * bm / top + COSINE_MIX * cos
-    order = np.argsort(-final, kind="stable")[:k]
-    return [(int(cand[i]), float(final[i])) for i in order if final[i] > 0]
+    # Stage 2: the three channels over the candidates.
+    lexical = np.zeros(len(cand), np.float64)
+    engram = np.zeros(len(cand), np.float64)
+    meaning = np.zeros(len(cand), np.float64)
+    if blend.lexical:
+        kernels.bm25_slots(cand, table.feat_start, table.feat_len, table.feat_ids, table.feat_w, qdense,
+                           table.length, avg, BM25_K1, BM25_B, lexical)
+        lexical /= lexical.max() or 1.0
+    if blend.engram:
+        qdim = probe(weights, features)
+        kernels.engram_dots(cand, table.feat_start, table.feat_len, table.feat_ids, table.feat_w, features.hv,
+                            LEXICAL_ROLES, features.role, natural, qdim, engram)
+        qnorm = float(np.linalg.norm(qdim)) or 1.0
+        cnorm = (table.lex_norm if natural else table.norm)[cand].astype(np.float64)
+        cnorm[cnorm == 0] = 1.0
+        engram /= qnorm * cnorm
+    if blend.meaning:
+        q = query_meaning(query, features, table.alive, terms)
+        if q is not None:
+            meaning = meaning_kernels.cosines(table, features, terms.meaning, q, cand, table.alive)
+    return cand, lexical, engram, meaning
+
+
+def query_meaning(query: str, features: FeatureTable, n_chunks: int, terms: TermSpace) -> np.ndarray | None:
+    """The query's unit meaning vector: its words (not stop words) weighted by the workspace IDF."""
+    n = max(1, n_chunks)
+    words = {f[2:]: idf(_df(features, f), n) for f in query_features(query) if f.startswith("t:")}
+    return terms.meaning.query_vector(words)

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 from . import vsa
+from .meaning import MeaningSpace
 
 SEM_DIM = 256
 SEM_ACTIVE = 8
@@ -59,6 +60,7 @@ class TermSpace:
         self.words: list[str] = []
         self.row: dict[str, int] = {}
         self.unit = np.zeros((0, SEM_DIM), np.float32)
+        self.meaning = MeaningSpace()     # the static-vector channel's view of the same words
 
     @classmethod
     def learn(cls, chunk_words: list[list[str]]) -> "TermSpace":
@@ -79,6 +81,7 @@ class TermSpace:
         n_chunks = max(1, len(chunk_ptr) - 1)
         df = np.bincount(chunk_terms, minlength=len(names)) if len(chunk_terms) else np.zeros(len(names), np.int64)
         max_df = max(MIN_DF, int(MAX_DF_FRACTION * n_chunks))
+        space.meaning = MeaningSpace.build(chunk_terms, names)
         candidates = np.flatnonzero((df >= MIN_DF) & (df <= max_df))
         keep = [int(i) for i in candidates if names[i] is not None and len(names[i]) > 1 and not names[i].isdigit()]
         if not keep:
