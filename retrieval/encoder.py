@@ -70,13 +70,12 @@ def probe(weighted: dict[str, float], features: FeatureTable) -> np.ndarray:
     if not weighted:
         return q
     names = list(weighted)
+    ids = features.lookup_many(names)
+    known = ids >= 0
     hvs = np.empty((len(names), vsa.BLOCKS), np.int64)
-    known = [i for i, n in enumerate(names) if n in features.ids]
-    unknown = [i for i, n in enumerate(names) if n not in features.ids]
-    if known:
-        hvs[known] = features.hv[[features.ids[names[i]] for i in known]]
-    if unknown:
-        hvs[unknown] = hypervectors([names[i] for i in unknown])
+    hvs[known] = features.hv[ids[known]]
+    if not known.all():
+        hvs[~known] = hypervectors([n for n, k in zip(names, known.tolist()) if not k])
     dims = (hvs + np.arange(vsa.BLOCKS, dtype=np.int64) * vsa.BLOCK_LEN).ravel()
     np.add.at(q, dims, np.repeat(np.fromiter(weighted.values(), np.float32, len(names)), vsa.BLOCKS))
     return q

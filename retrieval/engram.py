@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import ranking, store as store_mod, vsa
+from . import kernels, ranking, store as store_mod, vsa
 from .chunk_table import KINDS, ChunkTable
 from .chunking import Chunk, chunk_text, digest_int, parser_for, spans_for
 from .documents import Document, diff, map_lines, normalise, sha_of, split_lines
@@ -345,7 +345,7 @@ class Engram:
             owner = np.repeat(np.arange(len(slots)), lens)[self.features.role[ids] == 0]
             ptr = np.zeros(len(slots) + 1, np.int64)
             np.cumsum(np.bincount(owner, minlength=len(slots)), out=ptr[1:])
-            names = [n[2:] if n is not None else None for n in self.features.names]
+            names = self.features.word_list()
             seen = self._changed_since_semantic
         terms = TermSpace.learn_arrays(ptr, words.astype(np.int64), names)
         with self._lock:
@@ -615,24 +615,45 @@ class Engram:
                                                            np.repeat(np.cumsum(lens) - lens, lens))
             ids = t.feat_ids[idx]
             used, compact = np.unique(ids, return_inverse=True)
+            by_key = np.argsort(self.features.key[used], kind="stable")   # stored in key order: no sort at open
+            used = used[by_key]
+            rank = np.empty(len(by_key), np.int32)
+            rank[by_key] = np.arange(len(by_key), dtype=np.int32)
+            compact = rank[compact]
+            feat_w = t.feat_w[idx]
+            starts = np.zeros(len(slots), np.int64)
+            if len(slots):
+                np.cumsum(lens[:-1], out=starts[1:])
+            # the postings are stored too, so that opening a store is reading arrays, not rebuilding them
+            ptr, post_slot, post_w = kernels.transpose(np.arange(len(slots), dtype=np.int64), starts, lens,
+                                                       compact, feat_w, max(1, len(used)))
             return {
                 "root": str(self.root),
-                "features": {"names": [self.features.names[i] for i in used.tolist()],
-                             "hv": self.features.hv[used].copy(), "role": self.features.role[used].copy()},
+                "features": {"keys": self.features.key[used].copy(), "hv": self.features.hv[used].copy(),
+                             "role": self.features.role[used].copy(), **self._used_words(used)},
                 "docs": {"paths": paths, "sha": [self.docs[p].sha for p in paths],
                          "size": np.array([self.docs[p].size for p in paths], np.int64),
                          "mtime": np.array([self.docs[p].mtime_ns for p in paths], np.int64), "chunks": counts},
                 "chunks": {name: getattr(t, name)[slots].copy()
-                           for name in ("start", "end", "kind", "digest", "norm", "lex_norm")},
+                           for name in ("start", "end", "kind", "digest", "norm", "lex_norm", "length")},
                 "symbols": [t.symbols[s] for s in slots.tolist()],
-                "feat_len": lens.astype(np.int32), "feat_ids": compact.astype(np.int32),
-                "feat_w": t.feat_w[idx].copy(),
+                "feat_len": lens.astype(np.int32), "feat_ids": compact, "feat_w": feat_w,
+                "postings": {"ptr": ptr, "slot": post_slot, "w": post_w},
             }
+
+    def _used_words(self, used: np.ndarray) -> dict:
+        """The words among the stored features, by their position in ``used`` (the stored ids)."""
+        words = self.features.words
+        order = np.argsort(used)
+        wid = np.fromiter(words.keys(), np.int64, len(words))
+        pos = np.minimum(np.searchsorted(used[order], wid), max(0, len(used) - 1))
+        stored = (used[order][pos] == wid) if len(used) else np.zeros(len(wid), bool)
+        return {"word_ids": order[pos[stored]], "words": [words[i] for i in wid[stored].tolist()]}
 
     def _restore(self, snap: dict) -> None:
         self._reset()
         f = snap["features"]
-        self.features = FeatureTable.from_state(f["names"], f["hv"], f.get("role"))
+        self.features = FeatureTable.from_state(f["keys"], f["hv"], f["role"], f["word_ids"], f["words"])
         t = self.table
         feat_ids, feat_w, feat_len = snap["feat_ids"], snap["feat_w"], snap["feat_len"].astype(np.int64)
         n = len(feat_len)
@@ -647,8 +668,6 @@ class Engram:
         t.feat_start[:n], t.feat_len[:n] = starts, feat_len
         for name, col in snap["chunks"].items():
             getattr(t, name)[:n] = col
-        owner = np.repeat(np.arange(n), feat_len)
-        t.length[:n] = np.bincount(owner, weights=feat_w.astype(np.float64), minlength=n).astype(np.int64)
         t.live[:n] = True
         t.symbols = list(snap["symbols"])
         t.n_slots = t.alive = n
@@ -662,7 +681,11 @@ class Engram:
             t.doc[pos:pos + count] = doc.doc_id
             self.docs[path] = doc
             pos += count
-        t.build_postings(self.features.size)
+        p = snap["postings"]
+        if len(p["ptr"]) != self.features.size + 1 and not (n == 0 and len(p["ptr"]) == 2):
+            raise ValueError(f"postings cover {len(p['ptr']) - 1} features, the store has {self.features.size}")
+        t.ptr, t.post_slot, t.post_w = p["ptr"], p["slot"], p["w"]
+        t.in_base[:n] = True
         # the semantic layer is not re-learnt here (a second on a large workspace, on the path to the first
         # answer): the index_workspace() that follows every open re-learns it, since it is empty
 

@@ -1,122 +1,97 @@
-"""Compiled loops over the columnar index (numba, GIL released): postings, scores, norms.
+"""Loops over the columnar index: postings, scores, norms.
 
 Every kernel takes the chunk table's flat arrays — a slot's features are ``feat_ids/feat_w[start:start+len]`` —
-so search and encoding touch no Python object per chunk or per feature.
+so search and encoding touch no Python object per chunk or per feature. The query path is vectorised numpy: it needs
+no compile step, so a fresh process (the CLI, a restarted server) answers its first search as soon as the store is
+read. The build path (postings transpose, engram norms) is compiled with numba in ``compiled``, imported on first use
+(numba's import and first call cost about 1.5 s, paid by the first index, not by the first search).
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from .vsa import BLOCK_LEN, BLOCKS, DIM
+from .vsa import BLOCK_LEN, BLOCKS
 
 
-@numba.njit(cache=True, nogil=True)
 def transpose(slots, feat_start, feat_len, feat_ids, feat_w, n_features):
     """Postings (feature -> slots, weights) of the given slots, as CSC arrays ``(ptr, post_slot, post_w)``."""
-    counts = np.zeros(n_features + 1, np.int64)
-    for s in slots:
-        for p in range(feat_start[s], feat_start[s] + feat_len[s]):
-            counts[feat_ids[p] + 1] += 1
-    ptr = np.cumsum(counts)
-    fill = ptr[:-1].copy()
-    total = ptr[-1]
-    post_slot = np.empty(total, np.int32)
-    post_w = np.empty(total, np.int16)
-    for s in slots:
-        for p in range(feat_start[s], feat_start[s] + feat_len[s]):
-            f = feat_ids[p]
-            q = fill[f]
-            post_slot[q] = s
-            post_w[q] = feat_w[p]
-            fill[f] = q + 1
-    return ptr, post_slot, post_w
+    from . import compiled
+    return compiled.transpose(slots, feat_start, feat_len, feat_ids, feat_w, n_features)
 
 
-@numba.njit(cache=True, nogil=True)
+def engram_norms(starts, lens, feat_ids, feat_w, hv, lexical_role, role, out_norm, out_lex):
+    """Norms of chunk engrams (and of their lexical view), written into ``out_norm`` / ``out_lex``."""
+    from . import compiled
+    compiled.engram_norms(starts, lens, feat_ids, feat_w, hv, lexical_role, role, out_norm, out_lex)
+
+
+def warm() -> None:
+    """Loads the compiled kernels (background work at server start, so the first edit does not pay for it)."""
+    from . import compiled
+    compiled.transpose(np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(1, np.int32), np.zeros(1, np.int32),
+                       np.ones(1, np.int16), 1)
+    engram_norms(np.zeros(1, np.int64), np.ones(1, np.int64), np.zeros(1, np.int32), np.ones(1, np.int16),
+                 np.zeros((1, BLOCKS), np.int16), np.ones(1, bool), np.zeros(1, np.uint8), np.zeros(1), np.zeros(1))
+
+
+def _gather(starts: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The flat positions of the ranges ``[starts[i], starts[i] + lens[i])`` and, for each, the range it is in."""
+    lens = lens.astype(np.int64)
+    total = int(lens.sum())
+    first = np.zeros(len(lens), np.int64)
+    if len(lens):
+        np.cumsum(lens[:-1], out=first[1:])
+    idx = np.repeat(starts.astype(np.int64) - first, lens) + np.arange(total, dtype=np.int64)
+    return idx, np.repeat(np.arange(len(lens), dtype=np.int64), lens)
+
+
+def _bm25_terms(w, tf, length, avg, k1, b):
+    return w * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * length / avg))
+
+
 def bm25_postings(ptr, post_slot, post_w, in_base, qids, qw, length, avg, k1, b, scores):
     """Adds each query feature's BM25 term to the slots in its postings (stage 1: candidate generation)."""
-    n_feat = len(ptr) - 1
-    for j in range(len(qids)):
-        f = qids[j]
-        if f < 0 or f >= n_feat:
-            continue
-        w = qw[j]
-        for p in range(ptr[f], ptr[f + 1]):
-            s = post_slot[p]
-            if in_base[s]:
-                tf = post_w[p]
-                scores[s] += w * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * length[s] / avg))
+    qids = np.asarray(qids, np.int64)
+    ok = (qids >= 0) & (qids < len(ptr) - 1)
+    qids, qw = qids[ok], np.asarray(qw, np.float64)[ok]
+    idx, owner = _gather(ptr[qids], ptr[qids + 1] - ptr[qids])
+    slots = post_slot[idx].astype(np.int64)
+    base = in_base[slots]
+    slots, owner, tf = slots[base], owner[base], post_w[idx][base].astype(np.float64)
+    terms = _bm25_terms(qw[owner], tf, length[slots], avg, k1, b)
+    scores += np.bincount(slots, weights=terms, minlength=len(scores))[:len(scores)]
 
 
-@numba.njit(cache=True, nogil=True)
 def bm25_slots(slots, feat_start, feat_len, feat_ids, feat_w, qdense, length, avg, k1, b, out):
     """BM25 of each slot over its own features; ``qdense[feature id]`` holds the query weights (0 elsewhere)."""
-    for i in range(len(slots)):
-        s = slots[i]
-        norm = k1 * (1.0 - b + b * length[s] / avg)
-        acc = 0.0
-        for p in range(feat_start[s], feat_start[s] + feat_len[s]):
-            f = feat_ids[p]
-            if f < len(qdense):
-                w = qdense[f]
-                if w != 0.0:
-                    tf = feat_w[p]
-                    acc += w * tf * (k1 + 1.0) / (tf + norm)
-        out[i] = acc
+    slots = np.asarray(slots, np.int64)
+    idx, owner = _gather(feat_start[slots], feat_len[slots])
+    f = feat_ids[idx].astype(np.int64)
+    inside = f < len(qdense)
+    w = np.zeros(len(f), np.float64)
+    w[inside] = qdense[f[inside]]
+    hit = w != 0.0
+    owner, w, tf = owner[hit], w[hit], feat_w[idx][hit].astype(np.float64)
+    terms = _bm25_terms(w, tf, length[slots[owner]], avg, k1, b)
+    out[:] = np.bincount(owner, weights=terms, minlength=len(slots))
 
 
-@numba.njit(cache=True, nogil=True)
+_OFFSETS = np.arange(BLOCKS, dtype=np.int64) * BLOCK_LEN
+
+
 def engram_dots(slots, feat_start, feat_len, feat_ids, feat_w, hv, lexical_role, role, lexical_only, qdim, out):
     """Dot product of a dense probe ``qdim`` (DIM,) with each slot's engram, without building the engram: the
     engram is the weighted bundle of its features' HVs, so the dot is the sum of weight x probe at each HV's slots.
     ``lexical_only`` restricts the engram to word and identifier features (natural-language queries)."""
-    for i in range(len(slots)):
-        s = slots[i]
-        acc = 0.0
-        for p in range(feat_start[s], feat_start[s] + feat_len[s]):
-            f = feat_ids[p]
-            if lexical_only and not lexical_role[role[f]]:
-                continue
-            t = 0.0
-            for blk in range(BLOCKS):
-                t += qdim[blk * BLOCK_LEN + hv[f, blk]]
-            acc += feat_w[p] * t
-        out[i] = acc
+    slots = np.asarray(slots, np.int64)
+    idx, owner = _gather(feat_start[slots], feat_len[slots])
+    f = feat_ids[idx]
+    w = feat_w[idx].astype(np.float64)
+    if lexical_only:
+        keep = lexical_role[role[f]]
+        f, w, owner = f[keep], w[keep], owner[keep]
+    at = qdim[hv[f].astype(np.int64) + _OFFSETS].sum(axis=1, dtype=np.float64)
+    out[:] = np.bincount(owner, weights=w * at, minlength=len(slots))
 
 
-@numba.njit(cache=True, nogil=True)
-def engram_norms(starts, lens, feat_ids, feat_w, hv, lexical_role, role, out_norm, out_lex):
-    """Norms of chunk engrams (and of their lexical view), through one dense scratch vector reset after each."""
-    scratch = np.zeros(DIM, np.int64)
-    lex = np.zeros(DIM, np.int64)
-    touched = np.empty(BLOCKS * 4096, np.int64)
-    for c in range(len(starts)):
-        n = 0
-        for p in range(starts[c], starts[c] + lens[c]):
-            f = feat_ids[p]
-            w = feat_w[p]
-            is_lex = lexical_role[role[f]]
-            for blk in range(BLOCKS):
-                d = blk * BLOCK_LEN + hv[f, blk]
-                if scratch[d] == 0 and lex[d] == 0:
-                    if n == len(touched):
-                        grown = np.empty(2 * n, np.int64)
-                        grown[:n] = touched
-                        touched = grown
-                    touched[n] = d
-                    n += 1
-                scratch[d] += w
-                if is_lex:
-                    lex[d] += w
-        sq = 0.0
-        sq_lex = 0.0
-        for k in range(n):
-            d = touched[k]
-            sq += scratch[d] * scratch[d]
-            sq_lex += lex[d] * lex[d]
-            scratch[d] = 0
-            lex[d] = 0
-        out_norm[c] = np.sqrt(sq)
-        out_lex[c] = np.sqrt(sq_lex) if sq_lex > 0 else np.sqrt(sq)

@@ -24,7 +24,7 @@ import numpy as np
 import platformdirs
 
 MAGIC = b"ENGRAMLS"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _HEADER = struct.Struct("<8sI32s")
 STORE_NAME = "engram.store"
 

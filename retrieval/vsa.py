@@ -14,9 +14,6 @@ across processes and machines without a vocabulary file. Operation names follow 
 
 from __future__ import annotations
 
-import hashlib
-
-import numba
 import numpy as np
 
 BLOCKS = 8
@@ -27,9 +24,45 @@ _BLOCK_OFFSETS = (np.arange(BLOCKS, dtype=np.int64) * BLOCK_LEN)
 _MASK64 = (1 << 64) - 1
 
 
+_POLY = np.uint64(0x9E3779B97F4A7C15)     # odd: the multiplier of the polynomial string hash
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, vectorised over uint64 (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def keys_of(symbols: list[str]) -> np.ndarray:
+    """64-bit keys of symbol names, shape (n,) uint64: a polynomial hash of each name's UTF-8 bytes mixed with its
+    length through splitmix64. Vectorised over one joined buffer (no Python step per byte or per hash), and
+    independent of Python's salted ``hash``, so keys (and the HVs seeded by them) are the same in every process.
+    The feature table is keyed by these: two names that collide (odds ~n^2 / 2^65) share one feature."""
+    n = len(symbols)
+    if n == 0:
+        return np.zeros(0, np.uint64)
+    data = np.frombuffer(("\0".join(symbols) + "\0").encode("utf-8", "surrogatepass"), np.uint8)
+    chars = np.fromiter(map(len, symbols), np.int64, n)
+    lengths = chars if len(data) == int(chars.sum()) + n else \
+        np.fromiter((len(s.encode("utf-8", "surrogatepass")) for s in symbols), np.int64, n)
+    seg = lengths + 1                                   # each name and its NUL (which adds 0 to the sum)
+    starts = np.zeros(n, np.int64)
+    np.cumsum(seg[:-1], out=starts[1:])
+    exponent = np.repeat(starts + lengths, seg) - np.arange(len(data), dtype=np.int64)   # NUL: 0, last byte: 1
+    top = int(lengths.max()) + 1
+    with np.errstate(over="ignore"):
+        powers = np.cumprod(np.full(top + 1, _POLY, np.uint64))
+        powers[1:] = powers[:-1].copy()
+        powers[0] = 1
+        terms = data.astype(np.uint64) * powers[exponent]
+        sums = np.add.reduceat(terms, starts)
+        return _mix(sums + lengths.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93))
+
+
 def seed_of(symbol: str) -> int:
-    """A 64-bit seed from a symbol's name; blake2b, so it never depends on Python's salted ``hash``."""
-    return int.from_bytes(hashlib.blake2b(symbol.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+    """The 64-bit key of one symbol (``keys_of``)."""
+    return int(keys_of([symbol])[0])
 
 
 def _splitmix64(x: int) -> int:
@@ -91,26 +124,6 @@ def active_dims(hv: np.ndarray) -> np.ndarray:
     return _BLOCK_OFFSETS + hv
 
 
-@numba.njit(cache=True, nogil=True)
-def _sum_sorted(dims, vals):
-    n = len(dims)
-    out_d = np.empty(n, np.int32)
-    out_v = np.empty(n, np.int64)
-    m = 0
-    i = 0
-    while i < n:
-        d = dims[i]
-        s = 0
-        while i < n and dims[i] == d:
-            s += vals[i]
-            i += 1
-        if s != 0:
-            out_d[m] = d
-            out_v[m] = s
-            m += 1
-    return out_d[:m], out_v[:m]
-
-
 def sparse_sum(dims: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The one sparse sum: entries ``(dims, vals)`` with repeats -> sorted unique int32 dims and their int64 sums,
     zeros dropped. Every bundle, aggregate and delta in the package goes through here."""
@@ -118,7 +131,11 @@ def sparse_sum(dims: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarr
         return np.empty(0, np.int32), np.empty(0, np.int64)
     dims = np.asarray(dims, np.int64)
     order = np.argsort(dims, kind="stable")
-    return _sum_sorted(dims[order], np.asarray(vals, np.int64)[order])
+    dims, vals = dims[order], np.asarray(vals, np.int64)[order]
+    first = np.flatnonzero(np.concatenate(([True], dims[1:] != dims[:-1])))
+    sums = np.add.reduceat(vals, first)
+    keep = sums != 0
+    return dims[first][keep].astype(np.int32), sums[keep]
 
 
 def bundle(hvs: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,8 @@ def indexed(workspace, cache):
 def reference(e, query: str, k: int, allowed=None):
     t, features = e.table, e.features
     weights = ranking.query_weights(query, features, t.alive, e.terms)
-    known = {features.ids[f]: w for f, w in weights.items() if f in features.ids and features.df[features.ids[f]] > 0}
+    ids = {f: features.lookup(f) for f in weights}
+    known = {ids[f]: w for f, w in weights.items() if ids[f] >= 0 and features.df[ids[f]] > 0}
     natural = all(f.startswith(("t:", "i:")) for f in weights)
     q = encoder.probe(weights, features).astype(np.float64)
     avg = t.total_length / t.alive
