@@ -152,7 +152,7 @@ class ChunkTable:
         return len(self.fresh) > max(REBUILD_FRESH, self.alive // 10)
 
     def average_length(self) -> float:
-        return (self.total_length / self.alive) if self.alive else 1.0
+        return (self.total_length / self.alive) if self.alive and self.total_length > 0 else 1.0
 
     def nbytes(self) -> int:
         cols = sum(getattr(self, name).nbytes for name in _COLUMNS)

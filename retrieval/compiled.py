@@ -1,5 +1,5 @@
-"""The compiled build kernels (numba, cached on disk, GIL released): imported only when an index is built or
-edited (see ``kernels``)."""
+"""The compiled kernels (numba, cached on disk, GIL released): the build kernels, and compiled twins of the query
+kernels that take over once this module is loaded (see ``kernels``; a property test keeps the twins equal)."""
 
 from __future__ import annotations
 
@@ -65,3 +65,55 @@ def engram_norms(starts, lens, feat_ids, feat_w, hv, lexical_role, role, out_nor
             lex[d] = 0
         out_norm[c] = np.sqrt(sq)
         out_lex[c] = np.sqrt(sq_lex) if sq_lex > 0 else np.sqrt(sq)
+
+
+@numba.njit(cache=True, nogil=True)
+def bm25_postings(ptr, post_slot, post_w, in_base, qids, qw, length, avg, k1, b, scores):
+    """Adds each query feature's BM25 term to the slots in its postings (stage 1: candidate generation)."""
+    n_feat = len(ptr) - 1
+    for j in range(len(qids)):
+        f = qids[j]
+        if f < 0 or f >= n_feat:
+            continue
+        w = qw[j]
+        for p in range(ptr[f], ptr[f + 1]):
+            s = post_slot[p]
+            if in_base[s]:
+                tf = post_w[p]
+                scores[s] += w * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * length[s] / avg))
+
+
+@numba.njit(cache=True, nogil=True)
+def bm25_slots(slots, feat_start, feat_len, feat_ids, feat_w, qdense, length, avg, k1, b, out):
+    """BM25 of each slot over its own features; ``qdense[feature id]`` holds the query weights (0 elsewhere)."""
+    for i in range(len(slots)):
+        s = slots[i]
+        norm = k1 * (1.0 - b + b * length[s] / avg)
+        acc = 0.0
+        for p in range(feat_start[s], feat_start[s] + feat_len[s]):
+            f = feat_ids[p]
+            if f < len(qdense):
+                w = qdense[f]
+                if w != 0.0:
+                    tf = feat_w[p]
+                    acc += w * tf * (k1 + 1.0) / (tf + norm)
+        out[i] = acc
+
+
+@numba.njit(cache=True, nogil=True)
+def engram_dots(slots, feat_start, feat_len, feat_ids, feat_w, hv, lexical_role, role, lexical_only, qdim, out):
+    """Dot product of a dense probe ``qdim`` (DIM,) with each slot's engram, without building the engram: the
+    engram is the weighted bundle of its features' HVs, so the dot is the sum of weight x probe at each HV's slots.
+    ``lexical_only`` restricts the engram to word and identifier features (natural-language queries)."""
+    for i in range(len(slots)):
+        s = slots[i]
+        acc = 0.0
+        for p in range(feat_start[s], feat_start[s] + feat_len[s]):
+            f = feat_ids[p]
+            if lexical_only and not lexical_role[role[f]]:
+                continue
+            t = 0.0
+            for blk in range(BLOCKS):
+                t += qdim[blk * BLOCK_LEN + hv[f, blk]]
+            acc += feat_w[p] * t
+        out[i] = acc

@@ -45,8 +45,10 @@ def _looks_random(value: str) -> bool:
 # Every pattern above needs one of these literals (the assignment pattern: one of the lower-case words, in any
 # case), so a text holding none of them has nothing to redact. Substring tests run at C speed, where the nine
 # patterns would each scan the text: most chunks and every returned snippet take this way out.
-_TRIGGERS = ("PRIVATE KEY", "AKIA", "ASIA", "gh", "github_pat_", "xox", "sk-", "AIza", "eyJ")
-_TRIGGER_WORDS = ("passw", "secret", "token", "api", "access", "private", "auth", "credential")
+_TRIGGERS = ("PRIVATE KEY", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "sk-",
+             "AIza", "eyJ")
+_TRIGGER_WORDS = ("passw", "secret", "token", "apikey", "api_key", "api-key", "accesskey", "access_key",
+                  "access-key", "privatekey", "private_key", "private-key", "auth", "credential")
 
 
 def might_hold_secrets(text: str) -> bool:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from engram_ls.retrieval import Engram, Hit
+from engram_ls.retrieval import Engram, Hit, kernels
 
 from .convert import path_to_uri, uri_to_path
 from .progress import Progress
@@ -39,6 +39,7 @@ class Roots:
         self.engrams: dict[Path, Engram] = {}
         self.indexing: dict[Path, asyncio.Task] = {}
         self.background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-index")
+        self.background.submit(kernels.warm)   # numba's start-up (~1.5 s) is paid here, not by an edit or a search
         self._dirty: dict[str, asyncio.Task] = {}
         self._applying: set[asyncio.Future] = set()
         self._settle_timers: dict[Path, asyncio.TimerHandle] = {}

@@ -35,7 +35,7 @@ def test_secret_files_are_recognised():
         assert not is_secret_path(path), path
 
 
-_PIECES = ["AKIA", "ABCDEFGHIJKLMNOP", "ghp_", "a1B2" * 9, "github_pat_", "x" * 41, "xoxb-", "sk-", "AIza", "eyJ",
+_PIECES = ["AKIA", "ABCDEFGHIJKLMNOP", "ghp_", "gh", "ghs_", "api", "_", "-", "key", "Access", "PRIVATE", "private", "a1B2" * 9, "github_pat_", "x" * 41, "xoxb-", "sk-", "AIza", "eyJ",
            ".", "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", "API_KEY", "PassWord", "Token",
            " = ", ": ", '"', "'", "q8Zr4LmN2xV7pT1w", "\n", "def f(x):", "return x", "auth", "Credential", "os."]
 
@@ -59,7 +59,9 @@ def test_the_quick_exit_never_skips_a_text_that_has_something_to_redact(pieces):
 @pytest.mark.parametrize("secret", [
     FAKE_KEY, FAKE_AWS, "ASIA" + "ABCDEFGHIJKLMNOP", "ghp_" + "a1B2" * 9, "github_pat_" + "a1B2c" * 9,
     "xoxb-" + "1234567890ab", "sk-" + "a1B2" * 6, "AIza" + "b" * 35, "eyJ" + "a" * 12 + "." + "b" * 12 + "." + "c" * 12,
-    'API_KEY = "q8Zr4LmN2xV7pT1w"', 'Db_PassWord: "q8Zr4LmN2xV7pT1w"', "credentials = 'q8Zr4LmN2xV7pT1w'"])
+    'API_KEY = "q8Zr4LmN2xV7pT1w"', 'Db_PassWord: "q8Zr4LmN2xV7pT1w"', "credentials = 'q8Zr4LmN2xV7pT1w'",
+    'my-api-key = "q8Zr4LmN2xV7pT1w"', 'AccessKey: "q8Zr4LmN2xV7pT1w"', 'Private_Key = "q8Zr4LmN2xV7pT1w"',
+    'oauth_token = "q8Zr4LmN2xV7pT1w"', 'client_secret = "q8Zr4LmN2xV7pT1w"', "ghs_" + "a1B2" * 9])
 def test_each_pattern_redacts_its_shape_through_the_quick_exit(secret):
     """One sample per pattern: fails when the quick exit's triggers miss a pattern's literal."""
     text = f"x = 1\n{secret}\ny = 2"
