@@ -57,10 +57,17 @@ async def test_fim_goes_to_v1_completions_with_fim_tokens_and_cross_file_context
 async def test_chat_streams_token_by_token(llama_server, team_key):
     inf = await started(team_settings(llama_server.url))
     try:
-        toks = []
+        toks, busy_at_first_token = [], []
+
+        def on_token(piece: str) -> None:
+            if not toks:  # streamed, not buffered: the server is still generating when the first piece arrives
+                busy_at_first_token.append(not llama_server.idle())
+            toks.append(piece)
+
         ctx = [Snippet("net/http.py", 4, 8, "def fetch_url(url, timeout=5):\n    \"\"\"Download a web page.\"\"\"\n")]
-        a = await inf.ask("What does fetch_url do?", ctx, role="research", max_tokens=32, on_token=toks.append)
+        a = await inf.ask("What does fetch_url do?", ctx, role="research", max_tokens=48, on_token=on_token)
         assert a.text.strip() and a.text == "".join(toks) and len(toks) > 3
+        assert busy_at_first_token == [True]
         assert a.cited == ctx and a.usage["completion_tokens"] == len(toks)
         assert "fetch_url" in slot_with(llama_server, "What does fetch_url do?")["prompt"]
     finally:
