@@ -24,14 +24,15 @@ def hypervectors(names: list[str], keys: np.ndarray | None = None) -> np.ndarray
     """HVs of feature names, shape (n, BLOCKS) int64. An ordered pair ``o:a b`` is ``bind(permute(hv(t:a)), hv(t:b))``;
     every other feature is the HV seeded by its key (``keys``: the names' ``vsa.keys_of``, when already known)."""
     keys = vsa.keys_of(names) if keys is None else keys
-    hvs = vsa.random_hvs(keys)
     pairs = [i for i, n in enumerate(names) if n.startswith("o:")]
-    if pairs:
-        firsts, seconds = zip(*(names[i][2:].partition(" ")[::2] for i in pairs))
-        a = vsa.random_hvs(vsa.keys_of(["t:" + w for w in firsts]))
-        b = vsa.random_hvs(vsa.keys_of(["t:" + w for w in seconds]))
-        hvs[pairs] = vsa.bind(vsa.permute(a, 1), b)
-    return hvs
+    if not pairs:
+        return vsa.random_hvs(keys)
+    firsts, seconds = zip(*(names[i][2:].partition(" ")[::2] for i in pairs))
+    words = vsa.keys_of(["t:" + w for w in firsts] + ["t:" + w for w in seconds])
+    hvs = vsa.random_hvs(np.concatenate([keys, words]))       # one vectorised pass for names and pair words
+    n, p = len(names), len(pairs)
+    hvs[pairs] = vsa.bind(vsa.permute(hvs[n:n + p], 1), hvs[n + p:])
+    return hvs[:n]
 
 
 def role_of(name: str) -> int:
