@@ -88,6 +88,15 @@ def _redacted_texts(lines: list[str], spans, whole_doc_pem: bool) -> list[str]:
     return [redact(chunk_text(lines, s[0], s[1])) for s in spans]
 
 
+def _used_words(used: np.ndarray, words: dict[int, str]) -> dict:
+    """The words among the stored features, by their position in ``used`` (the stored ids)."""
+    order = np.argsort(used)
+    wid = np.fromiter(words.keys(), np.int64, len(words))
+    pos = np.minimum(np.searchsorted(used[order], wid), max(0, len(used) - 1))
+    stored = (used[order][pos] == wid) if len(used) else np.zeros(len(wid), bool)
+    return {"word_ids": order[pos[stored]], "words": [words[i] for i in wid[stored].tolist()]}
+
+
 class Engram:
     """A workspace's engram index. Thread-safe: every public method takes one lock, held only for short steps."""
 
@@ -604,51 +613,45 @@ class Engram:
 
     # -- persistence ----------------------------------------------------------------------------------------------
     def snapshot(self) -> dict:
-        """A plain, self-contained copy of what the store keeps (files as on disk; editor buffers are not kept)."""
+        """A plain, self-contained copy of what the store keeps (files as on disk; editor buffers are not kept).
+        Only copies are taken under the lock; sorting, remapping and the postings are computed after it is
+        released, so a save never holds up a search or an edit for longer than a memcpy of the columns."""
         with self._lock:
-            t = self.table
+            t, f = self.table, self.features
             paths = sorted(p for p, d in self.docs.items() if d.text is None)
             slots = np.fromiter((s for p in paths for s in self.docs[p].slots), np.int64)
-            counts = np.fromiter((len(self.docs[p].slots) for p in paths), np.int64, len(paths))
+            docs = {"paths": paths, "sha": [self.docs[p].sha for p in paths],
+                    "size": np.array([self.docs[p].size for p in paths], np.int64),
+                    "mtime": np.array([self.docs[p].mtime_ns for p in paths], np.int64),
+                    "chunks": np.fromiter((len(self.docs[p].slots) for p in paths), np.int64, len(paths))}
             lens = t.feat_len[slots].astype(np.int64)
             idx = np.repeat(t.feat_start[slots], lens) + (np.arange(int(lens.sum())) -
                                                            np.repeat(np.cumsum(lens) - lens, lens))
-            ids = t.feat_ids[idx]
-            used, compact = np.unique(ids, return_inverse=True)
-            by_key = np.argsort(self.features.key[used], kind="stable")   # stored in key order: no sort at open
-            used = used[by_key]
-            rank = np.empty(len(by_key), np.int32)
-            rank[by_key] = np.arange(len(by_key), dtype=np.int32)
-            compact = rank[compact]
-            feat_w = t.feat_w[idx]
-            starts = np.zeros(len(slots), np.int64)
-            if len(slots):
-                np.cumsum(lens[:-1], out=starts[1:])
-            # the postings are stored too, so that opening a store is reading arrays, not rebuilding them
-            ptr, post_slot, post_w = kernels.transpose(np.arange(len(slots), dtype=np.int64), starts, lens,
-                                                       compact, feat_w, max(1, len(used)))
-            return {
-                "root": str(self.root),
-                "features": {"keys": self.features.key[used].copy(), "hv": self.features.hv[used].copy(),
-                             "role": self.features.role[used].copy(), **self._used_words(used)},
-                "docs": {"paths": paths, "sha": [self.docs[p].sha for p in paths],
-                         "size": np.array([self.docs[p].size for p in paths], np.int64),
-                         "mtime": np.array([self.docs[p].mtime_ns for p in paths], np.int64), "chunks": counts},
-                "chunks": {name: getattr(t, name)[slots].copy()
-                           for name in ("start", "end", "kind", "digest", "norm", "lex_norm", "length")},
-                "symbols": [t.symbols[s] for s in slots.tolist()],
-                "feat_len": lens.astype(np.int32), "feat_ids": compact, "feat_w": feat_w,
-                "postings": {"ptr": ptr, "slot": post_slot, "w": post_w},
-            }
-
-    def _used_words(self, used: np.ndarray) -> dict:
-        """The words among the stored features, by their position in ``used`` (the stored ids)."""
-        words = self.features.words
-        order = np.argsort(used)
-        wid = np.fromiter(words.keys(), np.int64, len(words))
-        pos = np.minimum(np.searchsorted(used[order], wid), max(0, len(used) - 1))
-        stored = (used[order][pos] == wid) if len(used) else np.zeros(len(wid), bool)
-        return {"word_ids": order[pos[stored]], "words": [words[i] for i in wid[stored].tolist()]}
+            ids, feat_w = t.feat_ids[idx], t.feat_w[idx]
+            chunks = {name: getattr(t, name)[slots]
+                      for name in ("start", "end", "kind", "digest", "norm", "lex_norm", "length")}
+            symbols = [t.symbols[s] for s in slots.tolist()]
+            key, hv, role = f.key[:f.size].copy(), f.hv[:f.size].copy(), f.role[:f.size].copy()
+            words = dict(f.words)
+        used, compact = np.unique(ids, return_inverse=True)
+        by_key = np.argsort(key[used], kind="stable")            # stored in key order: no sort at open
+        used = used[by_key]
+        rank = np.empty(len(by_key), np.int32)
+        rank[by_key] = np.arange(len(by_key), dtype=np.int32)
+        compact = rank[compact.ravel()]
+        starts = np.zeros(len(slots), np.int64)
+        if len(slots):
+            np.cumsum(lens[:-1], out=starts[1:])
+        # the postings are stored too, so that opening a store is reading arrays, not rebuilding them
+        ptr, post_slot, post_w = kernels.transpose(np.arange(len(slots), dtype=np.int64), starts, lens, compact,
+                                                   feat_w, max(1, len(used)))
+        return {
+            "root": str(self.root),
+            "features": {"keys": key[used], "hv": hv[used], "role": role[used], **_used_words(used, words)},
+            "docs": docs, "chunks": chunks, "symbols": symbols,
+            "feat_len": lens.astype(np.int32), "feat_ids": compact, "feat_w": feat_w,
+            "postings": {"ptr": ptr, "slot": post_slot, "w": post_w},
+        }
 
     def _restore(self, snap: dict) -> None:
         self._reset()
