@@ -31,6 +31,33 @@ class BackendError(Exception):
         self.code = code
 
 
+DRY_BREAKERS = ["\n", ":", "\"", "*"]   # llama.cpp's default DRY sequence breakers
+
+
+def _sampled_llama():
+    """``Llama`` whose greedy sampler chain can hold DRY, which llama-cpp-python 0.3.36 builds in its C API and
+    ``LlamaSampler.add_dry`` but does not expose in ``create_completion``. ``_init_sampler`` is private: this is
+    tested against the pinned version (tests/inference/test_sampling.py)."""
+    from llama_cpp import Llama, _internals
+
+    class SampledLlama(Llama):
+        dry: tuple | None = None   # (multiplier, base, allowed_length, penalty_last_n) for the next generation
+
+        def _init_sampler(self, **kw):
+            if self.dry is None or kw.get("grammar") is not None or kw.get("logits_processor") is not None:
+                return super()._init_sampler(**kw)
+            sampler = _internals.LlamaSampler()
+            sampler.add_penalties(n_vocab=self._n_vocab, penalty_last_n=self.last_n_tokens_size,
+                                  penalty_repeat=kw.get("repeat_penalty", 1.0),
+                                  penalty_freq=kw.get("frequency_penalty", 0.0),
+                                  penalty_present=kw.get("presence_penalty", 0.0))
+            sampler.add_dry(self._model, *self.dry, DRY_BREAKERS)
+            sampler.add_greedy()
+            return sampler
+
+    return SampledLlama
+
+
 class LlamaBackend:
     """llama-cpp-python in this process: one loaded model, weights memory-mapped (shared between workers)."""
 
@@ -38,10 +65,10 @@ class LlamaBackend:
 
     def __init__(self, model: str, n_ctx: int = 4096, threads: int = 1, batch: int = 256, cache_mb: int = 128,
                  gpu_layers: int = 0, **_):
-        from llama_cpp import Llama, LlamaRAMCache
+        from llama_cpp import LlamaRAMCache
 
-        self.llm = Llama(model_path=model, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=batch,
-                         n_gpu_layers=gpu_layers, use_mmap=True, verbose=False)
+        self.llm = _sampled_llama()(model_path=model, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                                    n_batch=batch, n_gpu_layers=gpu_layers, use_mmap=True, verbose=False)
         self.gpu_layers = self.llm.model_params.n_gpu_layers  # as llama.cpp received it
         if cache_mb > 0:
             self.llm.set_cache(LlamaRAMCache(capacity_bytes=cache_mb << 20))
@@ -53,23 +80,38 @@ class LlamaBackend:
     def count(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=True))
 
+    def _penalties(self, sampling, temperature: float) -> dict:
+        """Penalty arguments for llama-cpp-python; arms DRY on the model for the generation that follows."""
+        self.llm.dry = None
+        if sampling is None:
+            return {}
+        if sampling.dry_multiplier > 0:
+            if temperature > 0:
+                raise BackendError("DRY sampling is built for greedy decoding (temperature 0) only", "bad_request")
+            last_n = self.n_ctx if sampling.dry_penalty_last_n < 0 else sampling.dry_penalty_last_n
+            self.llm.dry = (sampling.dry_multiplier, sampling.dry_base, sampling.dry_allowed_length, last_n)
+        return {"repeat_penalty": sampling.repeat_penalty, "presence_penalty": sampling.presence_penalty,
+                "frequency_penalty": sampling.frequency_penalty}
+
     def stream_prompt(self, prompt: str, max_tokens: int, temperature: float, stop: list[str],
-                      should_stop: ShouldStop) -> Iterator[str]:
+                      should_stop: ShouldStop, sampling=None) -> Iterator[str]:
         from llama_cpp import StoppingCriteriaList
 
         tokens = self.llm.tokenize(prompt.encode("utf-8", "replace"), add_bos=False, special=True)
         criteria = StoppingCriteriaList([lambda ids, logits: should_stop()])
         for chunk in self.llm.create_completion(tokens, max_tokens=max_tokens, temperature=temperature, stop=stop,
-                                                stream=True, stopping_criteria=criteria, seed=0):
+                                                stream=True, stopping_criteria=criteria, seed=0,
+                                                **self._penalties(sampling, temperature)):
             yield chunk["choices"][0]["text"]
             if should_stop():
                 return
 
     def stream_chat(self, messages: list[dict], max_tokens: int, temperature: float, stop: list[str],
-                    should_stop: ShouldStop) -> Iterator[str]:
+                    should_stop: ShouldStop, sampling=None) -> Iterator[str]:
         # create_chat_completion takes no stopping criteria: the loop checks after every token instead.
         for chunk in self.llm.create_chat_completion(messages, max_tokens=max_tokens, temperature=temperature,
-                                                     stop=stop or None, stream=True, seed=0):
+                                                     stop=stop or None, stream=True, seed=0,
+                                                     **self._penalties(sampling, temperature)):
             piece = chunk["choices"][0].get("delta", {}).get("content")
             if piece:
                 yield piece
@@ -173,9 +215,9 @@ class OpenAIBackend:
         return BackendError(f"inference server {self.origin} answered {e.status} {e.reason}: {detail}",
                             "model_error")
 
-    def stream_prompt(self, prompt, max_tokens, temperature, stop, should_stop):
+    def stream_prompt(self, prompt, max_tokens, temperature, stop, should_stop, sampling=None):
         body = {"model": self.model_name, "prompt": prompt, "max_tokens": max_tokens, "temperature": temperature,
-                "stream": True}
+                "stream": True, **sampling_payload(sampling)}
         if stop:
             body["stop"] = list(dict.fromkeys(stop))
 
@@ -187,9 +229,9 @@ class OpenAIBackend:
 
         yield from self._stream("/completions", body, should_stop, piece_of, resume)
 
-    def stream_chat(self, messages, max_tokens, temperature, stop, should_stop):
+    def stream_chat(self, messages, max_tokens, temperature, stop, should_stop, sampling=None):
         body = {"model": self.model_name, "messages": messages, "max_tokens": max_tokens,
-                "temperature": temperature, "stream": True}
+                "temperature": temperature, "stream": True, **sampling_payload(sampling)}
         if stop:
             body["stop"] = list(dict.fromkeys(stop))
 
@@ -200,6 +242,21 @@ class OpenAIBackend:
             return ((event.get("choices") or [{}])[0].get("delta") or {}).get("content")
 
         yield from self._stream("/chat/completions", body, should_stop, piece_of, resume)
+
+
+def sampling_payload(sampling) -> dict:
+    """Request fields for the repetition controls: the OpenAI ones (presence/frequency) always, llama-server's
+    extensions (repeat_penalty, dry_*) only when they are switched on, so a strict server that rejects unknown
+    fields still works with the neutral values."""
+    if sampling is None:
+        return {}
+    body = {"presence_penalty": sampling.presence_penalty, "frequency_penalty": sampling.frequency_penalty}
+    if sampling.repeat_penalty != 1.0:
+        body["repeat_penalty"] = sampling.repeat_penalty
+    if sampling.dry_multiplier > 0:
+        body.update(dry_multiplier=sampling.dry_multiplier, dry_base=sampling.dry_base,
+                    dry_allowed_length=sampling.dry_allowed_length, dry_penalty_last_n=sampling.dry_penalty_last_n)
+    return body
 
 
 def _is_loopback(host: str) -> bool:
@@ -238,10 +295,10 @@ class StubBackend:
                 return
             yield f"stub_{digest}" if i == 0 else f" w{i}"
 
-    def stream_prompt(self, prompt, max_tokens, temperature, stop, should_stop):
+    def stream_prompt(self, prompt, max_tokens, temperature, stop, should_stop, sampling=None):
         yield from self._words(prompt, max_tokens, should_stop)
 
-    def stream_chat(self, messages, max_tokens, temperature, stop, should_stop):
+    def stream_chat(self, messages, max_tokens, temperature, stop, should_stop, sampling=None):
         yield from self._words(json.dumps(messages, sort_keys=True), max_tokens, should_stop)
 
 

@@ -17,7 +17,7 @@ from . import models
 from .pool import Pool, Request, WorkerFailed
 from .prompts import Snippet
 from .router import classify
-from .settings import ROLES, InferenceSettings
+from .settings import ROLES, InferenceSettings, SamplingSettings
 
 log = logging.getLogger("engram_ls.inference")
 _ids = itertools.count(1)
@@ -123,6 +123,7 @@ class Inference:
         rid = str(request_id) if request_id is not None else f"r{next(_ids)}"
         frame = {"type": "generate", "id": rid, "stream": True, "temperature": 0.0,
                  "deadline": self.settings.request_timeout_s,
+                 "sampling": getattr(self.settings, role).sampling.frame(),  # the role's repetition controls
                  "snippets": [asdict(s) for s in snippets], **fields}
         req = Request(rid, frame, on_token, asyncio.get_running_loop().create_future())
         pool = self.pools[role]
@@ -165,14 +166,17 @@ class Inference:
 
     async def ask(self, question: str, snippets: Sequence[Snippet] = (), *, role: str | None = None,
                   system: str | None = None, max_tokens: int = 512, request_id: str | None = None,
-                  on_token: Callable[[str], None] | None = None) -> Answer:
-        """A chat answer from the role's model (routed by ``classify`` when ``role`` is None), citing snippets."""
+                  on_token: Callable[[str], None] | None = None, sampling: SamplingSettings | None = None) -> Answer:
+        """A chat answer from the role's model (routed by ``classify`` when ``role`` is None), citing snippets.
+        ``sampling`` overrides the role's repetition controls for this request (benchmarks compare them)."""
         if role is None:
             role, _ = classify(question)
         if role not in ROLES:
             raise InferenceError(f"unknown role {role!r}", "bad_request")
-        return await self._run(role, {"mode": "chat", "question": question, "system": system, "role": role,
-                                      "max_tokens": max_tokens}, snippets, on_token, request_id)
+        fields = {"mode": "chat", "question": question, "system": system, "role": role, "max_tokens": max_tokens}
+        if sampling is not None:
+            fields["sampling"] = sampling.frame()
+        return await self._run(role, fields, snippets, on_token, request_id)
 
     async def cancel(self, request_id: str) -> bool:
         """Stops a request: dropped from its queue, or its worker told to stop (within one token)."""

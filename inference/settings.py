@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from .models import SHIPPED
 
@@ -20,8 +20,56 @@ def physical_cores() -> int:
 
 
 @dataclass
+class SamplingSettings:
+    """llama.cpp's repetition controls for one role, sent with every request (``sampling`` in the generate frame).
+
+    Penalties count only generated tokens (the prompt's names may be repeated freely). ``dry_multiplier`` 0 turns
+    DRY off; DRY penalises extending a sequence that already occurred once it is longer than
+    ``dry_allowed_length`` tokens, so an answer can repeat a name but not a sentence. Defaults per role are in
+    ``ROLE_SAMPLING``, chosen by ``bench/repetition_bench.py``.
+    """
+
+    repeat_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = -1   # tokens DRY looks back over (-1: the whole context)
+
+    _bounds = {"repeat_penalty": (1.0, 2.0), "presence_penalty": (-2.0, 2.0), "frequency_penalty": (-2.0, 2.0),
+               "dry_multiplier": (0.0, 5.0), "dry_base": (1.0, 4.0), "dry_allowed_length": (1, 64),
+               "dry_penalty_last_n": (-1, 131072)}
+
+    def problems(self, prefix: str) -> list[str]:
+        out = []
+        for f in fields(self):
+            lo, hi = self._bounds[f.name]
+            value = getattr(self, f.name)
+            kind = int if isinstance(lo, int) else (int, float)
+            if not isinstance(value, kind) or isinstance(value, bool) or not lo <= value <= hi:
+                out.append(f"{prefix}{f.name}: must be a{'n integer' if kind is int else ' number'} in {lo}..{hi} "
+                           f"(got {value!r})")
+        return out
+
+    def frame(self) -> dict:
+        return asdict(self)
+
+
+# Chosen by measurement (bench/results/repetition.md; the README's "Explanations: which model"). Research: a
+# mild repeat penalty ended the 0.5B model's loops on explain prompts (repeated 4-grams 0.34 -> 0.0 on the first
+# one) without costing facts. Coding: neutral — code repeats names and lines by nature, and completions (FIM) run
+# on this role too.
+ROLE_SAMPLING = {
+    "coding": SamplingSettings(),
+    "research": SamplingSettings(repeat_penalty=1.15),
+}
+
+
+@dataclass
 class ModelSettings:
-    """One role's model and its worker pool. ``path=None`` means the shipped default model."""
+    """One role's model and its worker pool. ``path=None`` means the shipped default model; ``sampling=None``
+    the role's tuned repetition controls (``ROLE_SAMPLING``)."""
 
     path: str | None = None
     pool_size: int = 1
@@ -30,6 +78,7 @@ class ModelSettings:
     batch_size: int = 256
     prompt_cache_mb: int = 128  # RAM cache of KV states, so alternating prompt prefixes keep their reuse
     gpu_layers: int = 0         # llama.cpp's n_gpu_layers: layers offloaded to a GPU build (-1: all; 0: CPU only)
+    sampling: SamplingSettings | None = None
 
     _bounds = {"pool_size": (1, 16), "threads": (0, 256), "context_length": (256, 131072),
                "batch_size": (8, 4096), "prompt_cache_mb": (0, 65536),
@@ -53,6 +102,12 @@ class InferenceSettings:
     max_restarts: int = 5                # restarts within a minute before a pool gives up
     stub_delay_ms: int = 0               # stub backend only: simulated time per token
 
+    def __post_init__(self) -> None:
+        for role in ROLES:
+            model = getattr(self, role)
+            if model.sampling is None:
+                model.sampling = replace(ROLE_SAMPLING[role])
+
     def validate(self) -> list[str]:
         """'field: reason' lines for every invalid value (empty when valid)."""
         problems = []
@@ -68,6 +123,7 @@ class InferenceSettings:
                 problems.append(f"{name}: must be a positive number (got {value!r})")
         for role in ROLES:
             model = getattr(self, role)
+            problems += model.sampling.problems(f"{role}.sampling.") if model.sampling is not None else []
             for f in fields(model):
                 lo_hi = ModelSettings._bounds.get(f.name)
                 value = getattr(model, f.name)

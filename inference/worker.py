@@ -26,12 +26,32 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import fields
 
 from . import prompts
 from .backends import BACKENDS, BackendError
 from .protocol import PROTOCOL_VERSION, ProtocolError, encode, error_frame, read_frame
+from .settings import SamplingSettings
 
 log = logging.getLogger("engram_ls.worker")
+
+
+def parse_sampling(value) -> SamplingSettings:
+    """The request's repetition controls (missing: llama.cpp's neutral values); a wrong key or value is a
+    ``bad_request``, not a silently different sampler."""
+    if value is None:
+        return SamplingSettings()
+    if not isinstance(value, dict):
+        raise ValueError("'sampling' must be a map")
+    known = {f.name for f in fields(SamplingSettings)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ValueError(f"unknown sampling field(s): {', '.join(map(str, unknown))}")
+    sampling = SamplingSettings(**value)
+    problems = sampling.problems("sampling.")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return sampling
 
 
 def _die_with_parent() -> None:
@@ -126,6 +146,7 @@ class Worker:
             raise ValueError("max_tokens must be in 1..8192")
         temperature = float(req.get("temperature", 0.0))
         stop = [str(s) for s in req.get("stop") or []]
+        sampling = parse_sampling(req.get("sampling"))
         snippets = [prompts.Snippet(str(s["path"]), int(s["start_line"]), int(s["end_line"]), str(s["text"]))
                     for s in req.get("snippets") or []]
         mode = req.get("mode", "prompt")
@@ -140,7 +161,7 @@ class Worker:
                                                path=str(req.get("path", "")), repo=str(req.get("repo", "workspace")),
                                                n_ctx=n_ctx, max_tokens=max_tokens, count=count)
             pieces = self.backend.stream_prompt(prompt, max_tokens, temperature, prompts.FIM_STOPS + stop,
-                                                self._should_stop(deadline))
+                                                self._should_stop(deadline), sampling)
             prompt_tokens = count(prompt)
         elif mode == "chat":
             if req.get("messages"):
@@ -150,11 +171,13 @@ class Worker:
                                                         role=str(req.get("role") or self.role),
                                                         system=req.get("system"), n_ctx=n_ctx,
                                                         max_tokens=max_tokens, count=count)
-            pieces = self.backend.stream_chat(messages, max_tokens, temperature, stop, self._should_stop(deadline))
+            pieces = self.backend.stream_chat(messages, max_tokens, temperature, stop, self._should_stop(deadline),
+                                              sampling)
             prompt_tokens = sum(count(m["content"]) for m in messages)
         elif mode == "prompt":
             prompt = str(req["prompt"])
-            pieces = self.backend.stream_prompt(prompt, max_tokens, temperature, stop, self._should_stop(deadline))
+            pieces = self.backend.stream_prompt(prompt, max_tokens, temperature, stop, self._should_stop(deadline),
+                                                sampling)
             prompt_tokens = count(prompt)
         else:
             raise ValueError(f"unknown mode {mode!r}")

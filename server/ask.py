@@ -3,7 +3,8 @@
 Grounded or silent: when no retrieved chunk supports the question (``grounding.assess``), the model is not started
 at all; the command says so and lists the nearest hits. An answer's citations must name snippets it was given
 (the others are listed as such), and its code blocks must parse: a failing answer is regenerated once with the
-parser's complaint, then declared invalid.
+parser's complaint, then declared invalid. An answer the token limit cuts ends at its last complete sentence (the
+stream holds back the sentence being written) and says where it was cut.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from dataclasses import replace
 
 from engram_ls.inference import Inference, InferenceError, InferenceSettings, Snippet, classify
 
-from . import code_check, grounding
+from . import code_check, grounding, sentences
 from .cli import EXIT_FAILED, CliError, SigintWatcher, _open, ensure_index, exit_interrupted
 
 
@@ -55,12 +57,16 @@ async def _answer(args, snippets: list[Snippet], role: str):
     async with Inference(_settings(args)) as inference:
         question, calls = args.question, 0
         while True:
+            gate = sentences.SentenceGate(show) if streamed else None  # a cut answer shows no half sentence
             answer = await inference.ask(question, snippets, role=role, max_tokens=args.max_tokens,
-                                         on_token=show if streamed else None)
+                                         on_token=gate.feed if gate else None)
             calls += 1
             problems = code_check.answer_problems(answer.text, language) if check_code else []
+            text, cut = sentences.finish(answer.text, answer.finish, answer.usage.get("completion_tokens", 0))
+            if gate:
+                gate.close(cut is not None)
             if not problems or calls == 2:
-                return answer, problems, calls
+                return replace(answer, text=text), cut, problems, calls
             if streamed:
                 show(f"\n\n[engram-ls: the code above does not parse ({problems[0]}); asking the model once more]"
                      f"\n\n")
@@ -119,7 +125,7 @@ def run_ask(args) -> int:
         return _silent(args, found, role, summary.files)
     snippets = [Snippet(h.path, h.start_line, h.end_line, h.text) for h in hits]
     try:
-        answer, problems, calls = _run_interruptible(_answer(args, snippets, role))
+        answer, cut, problems, calls = _run_interruptible(_answer(args, snippets, role))
     except InferenceError as e:
         if _shown["any"]:
             print(flush=True)
@@ -129,11 +135,13 @@ def run_ask(args) -> int:
     if args.json:
         print(json.dumps({
             "answer": checked.text, "role": answer.role, "model": answer.model, "usage": answer.usage,
-            "grounded": True, "model_calls": calls, "finish": answer.finish,
+            "grounded": True, "model_calls": calls, "finish": answer.finish, "cut": cut,
             "citations": [{"path": s.path, "start_line": s.start_line, "end_line": s.end_line} for s in given],
             "invented_citations": checked.invented, "code_problems": [str(p) for p in problems],
         }))
         return 0
+    if cut:
+        print(f"\n{cut}")
     if problems:
         print(f"\n\n[engram-ls: no valid code was produced: {problems[0]}. Do not use the code above.]")
     print("\n\nSources:")

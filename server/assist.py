@@ -16,11 +16,12 @@ from lsprotocol import types
 from engram_ls.inference import InferenceError
 from engram_ls.retrieval.store import cache_root
 
-from . import code_check, grounding
+from . import code_check, grounding, sentences
 from .app import EngramServer
 from .context import clean, refuse_private, related, snippets
 from .convert import citation, fence, hit_json, language_of, link, path_to_uri, to_json
 from .edits import EditBuilder, extract_code
+from .hover import prose
 from .ranges import selection
 from .safety import UnsafeEdit
 
@@ -59,8 +60,9 @@ async def explain(ls: EngramServer, question: str, hits, title: str) -> dict:
     """The research model's answer with its sources and the retrieved code; the code alone when no model runs."""
     try:
         answer = await (await ls.inference()).ask(question, snippets(hits), role="research", max_tokens=384)
-        checked = grounding.check_citations(answer.text.strip(), answer.cited)
-        body = checked.text
+        text, cut = sentences.finish(answer.text, answer.finish, answer.usage.get("completion_tokens", 0))
+        checked = grounding.check_citations(text, answer.cited)
+        body = prose(checked.text) + (f"\n\n*{cut}*" if cut else "")
         if checked.invented:
             body += f"\n\n*Removed citations of code the model was not shown: {', '.join(checked.invented)}.*"
         cited_keys = {(s.path, s.start_line) for s in answer.cited}
@@ -194,9 +196,10 @@ async def refactor_workspace(ls: EngramServer, instruction: str) -> tuple[EditBu
     """A plan from the research model, then rewrites of up to three retrieved chunks (one per file)."""
     hits = await related(ls, instruction, 4)
     inference = await ls.inference()
-    plan = (await inference.ask(f"Plan this change to the code base: {instruction}\nSay briefly which of the shown "
-                                f"code must change and how.", snippets(hits), role="research",
-                                max_tokens=160)).text.strip()
+    planned = await inference.ask(f"Plan this change to the code base: {instruction}\nSay briefly which of the shown "
+                                  f"code must change and how.", snippets(hits), role="research", max_tokens=160)
+    plan, cut = sentences.finish(planned.text, planned.finish, planned.usage.get("completion_tokens", 0))
+    plan += f" {cut}" if cut else ""
     builder = EditBuilder(list(ls.roots.engrams), f"engram-ls: {instruction}")
     targets: list = []
     for root, hit in hits:

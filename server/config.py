@@ -136,7 +136,10 @@ def parse(settings: Any) -> tuple[ServerConfig, list[str]]:
 def _reset_invalid(inference: InferenceSettings, problem: str) -> None:
     key = problem.split(":", 1)[0]
     default = InferenceSettings()
-    if "." in key:
+    if key.count(".") == 2:  # role.sampling.field: back to the role's tuned value
+        role, _, name = key.split(".")
+        setattr(getattr(inference, role).sampling, name, getattr(getattr(default, role).sampling, name))
+    elif "." in key:
         role, name = key.split(".", 1)
         setattr(getattr(inference, role), name, getattr(ModelSettings(), name))
     elif key == "url" and inference.backend == "openai" and not inference.url:

@@ -19,6 +19,7 @@ from lsprotocol import types
 
 from engram_ls.inference import InferenceError
 
+from . import sentences
 from .app import EngramServer
 from .context import is_private, related, snippets
 from .convert import fence, language_of, link
@@ -94,7 +95,9 @@ class Explanations:
         roots = {h.path: r for r, h in hits}
         sources = " · ".join(link(roots[s.path], s.path, s.start_line, s.end_line) for s in answer.cited
                              if s.path in roots)
-        text = f"**{word}** — {prose(answer.text)}" + (f"\n\n*Sources:* {sources}" if sources else "")
+        body, cut = sentences.finish(answer.text, answer.finish, answer.usage.get("completion_tokens", 0))
+        text = (f"**{word}** — {prose(body)}" + (f" *{cut}*" if cut else "")
+                + (f"\n\n*Sources:* {sources}" if sources else ""))
         self.done[key] = text
         self.explained += 1
         while len(self.done) > self.limit:

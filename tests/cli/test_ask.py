@@ -86,3 +86,15 @@ def test_ask_with_the_shipped_model(tmp_path):
     out = json.loads(proc.stdout)
     assert out["answer"].strip() and "Qwen" in out["model"]
     assert {"shop/pricing.py", "shop/cart.py"} & {c["path"] for c in out["citations"]}
+
+
+@pytest.mark.model
+def test_an_answer_the_limit_cuts_ends_at_a_sentence_and_says_so(tmp_path):
+    """The shipped model, streamed to the terminal: 30 tokens cut its explanation, and what was shown ends with a
+    whole sentence followed by the notice (the half sentence was held back, never printed)."""
+    ws = make_workspace(tmp_path / "ws")
+    proc = ask(ws, tmp_path / "c", "How is the discount applied at checkout?", "--max-tokens", "30")
+    assert proc.returncode == 0, proc.stderr
+    answer, notice, _ = proc.stdout.partition("\n(cut at 30 tokens)\n")
+    assert notice, proc.stdout
+    assert answer.rstrip()[-1] in ".!?)`*", answer

@@ -109,3 +109,16 @@ def test_model_prose_is_unwrapped_for_the_editor_to_wrap():
     text = "It takes an amount\nand returns it\ndiscounted.\n\n- one\n- two\n\n```python\nx = 1\ny = 2\n```"
     assert prose(text) == ("It takes an amount and returns it discounted.\n\n- one\n- two\n\n"
                            "```python\nx = 1\ny = 2\n```")
+
+
+async def test_a_hover_the_token_limit_cut_ends_at_a_word_and_says_so(workspace, tmp_path):
+    """The stub model always runs to the limit and writes no sentence: the hover keeps whole words only."""
+    client = await start(workspace, tmp_path / "cache",
+                         options={"backend": {"kind": "stub"}, "hover": {"maxTokens": 5}})
+    try:
+        await indexed(client)
+        uri = open_doc(client, workspace / "shop/cart.py")
+        first = (await hover(client, uri, 14, 16)).contents.value.split("\n\n")[0]
+        assert first.startswith("**apply_discount** — stub_") and first.endswith(" w3 … *(cut at 5 tokens)*")
+    finally:
+        await stop(client)
