@@ -687,7 +687,7 @@ class Engram:
         p = snap["postings"]
         if len(p["ptr"]) != self.features.size + 1 and not (n == 0 and len(p["ptr"]) == 2):
             raise ValueError(f"postings cover {len(p['ptr']) - 1} features, the store has {self.features.size}")
-        t.ptr, t.post_slot, t.post_w = p["ptr"], p["slot"], p["w"]
+        t.ptr, t.post_slot, t.post_w = p["ptr"].copy(), p["slot"].copy(), p["w"].copy()  # not views of the file
         t.in_base[:n] = True
         # the semantic layer is not re-learnt here (a second on a large workspace, on the path to the first
         # answer): the index_workspace() that follows every open re-learns it, since it is empty
