@@ -1,4 +1,4 @@
-"""The ``engram-ls`` command: ``index``, ``search``, ``ask`` and ``serve`` (the default).
+"""The ``engram-ls`` command: ``index``, ``search``, ``ask``, ``complete`` and ``serve`` (the default).
 
 ``index`` and ``search`` touch only the retrieval core, so they start fast and never import pygls or model code.
 The JSON printed by ``search --json`` is a stable contract used by external benchmarks.
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="engram-ls", description="A local, private AI code assistant (LSP). With no command it "
                      "runs the language server on stdin/stdout, for an editor to start.")
     parser.add_argument("--version", action="version", version=f"engram-ls {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="{index,search,ask,serve}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{index,search,ask,complete,serve}", parser_class=_Parser)
 
     p = sub.add_parser("index", help="build or update the engram store of a workspace")
     p.add_argument("path", type=Path, help=WORKSPACE_HELP)
@@ -124,6 +124,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object at the end (default: stream text)")
     p.add_argument("--model-path", type=Path, help="a local GGUF file to use instead of the shipped model "
                    "(default: the shipped Qwen2.5-Coder-0.5B)")
+    p.add_argument("--backend", type=_backend, metavar="{llama,openai}",
+                   help="inference backend (default: llama, the model run locally)")
+    p.add_argument("--url", help="base URL of an OpenAI-compatible server, with --backend openai (default: none)")
+    p.add_argument("--stub-delay-ms", type=int, default=0, help=argparse.SUPPRESS)  # test backend only
+
+    p = sub.add_parser("complete", help="batch completions at cursors given as JSON lines, as the editor gets them")
+    p.add_argument("path", type=Path, help=WORKSPACE_HELP)
+    p.add_argument("--requests-file", type=Path, required=True,
+                   help="JSON lines of {id, path (relative to the workspace), prefix, suffix}: the file's unsaved "
+                   "buffer is prefix + suffix, the cursor between them")
+    p.add_argument("--context", choices=["engram", "none", "given"], default="engram",
+                   help="cross-file context from the engrams, none, or each request's own 'snippets' list of "
+                   "{path, start_line, end_line, text} (default: engram)")
+    p.add_argument("--max-tokens", type=_positive("--max-tokens", 1, 1024), default=48,
+                   help="longest completion, in tokens (default: 48, as inline completion)")
+    p.add_argument("--one-line", action="store_true", help="stop at the end of the line (default: off)")
+    p.add_argument("--similar", type=_positive("--similar", 0, 20), default=3,
+                   help="similar-code snippets after the definitions and call sites (default: 3)")
+    p.add_argument("--context-length", type=_positive("--context-length", 256, 131072), default=4096,
+                   help="the model's context window, which bounds the prompt, in tokens (default: 4096)")
+    p.add_argument("--model-path", help="a local GGUF file or a shipped model's name (default: the shipped "
+                   "Qwen2.5-Coder-0.5B)")
+    p.add_argument("--json", action="store_true", help="JSON lines on stdout (the only format; default: on)")
     p.add_argument("--backend", type=_backend, metavar="{llama,openai}",
                    help="inference backend (default: llama, the model run locally)")
     p.add_argument("--url", help="base URL of an OpenAI-compatible server, with --backend openai (default: none)")
@@ -299,6 +322,15 @@ def cmd_ask(args) -> int:
     return run_ask(args)
 
 
+def cmd_complete(args) -> int:
+    check_workspace(args.path)
+    try:
+        from engram_ls.server.batch_complete import run_complete
+    except ImportError as e:
+        raise CliError(f"complete is unavailable: {e}", EXIT_FAILED) from None
+    return run_complete(args)
+
+
 def exit_interrupted(*_) -> None:
     """One line, exit 130 at once (no unwinding: nothing is left to print a traceback)."""
     try:
@@ -373,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     # vscode-languageclient appends --stdio; no sub-command means "serve".
     if not argv or all(a.startswith("-") and a not in ("-h", "--help", "--version") for a in argv):
         argv = ["serve"] + argv
-    handlers = {"index": cmd_index, "search": cmd_search, "ask": cmd_ask, "serve": cmd_serve}
+    handlers = {"index": cmd_index, "search": cmd_search, "ask": cmd_ask, "complete": cmd_complete,
+                "serve": cmd_serve}
     try:
         args = build_parser().parse_args(argv)
         return handlers[args.command](args)

@@ -36,6 +36,9 @@ _IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w., \t]+)$", re.MULTILINE)
 _JS_IMPORT = re.compile(r"^\s*import\s*\{([^}]*)\}\s*from", re.MULTILINE)
 _LOCAL_DEF = re.compile(r"(?:\bdef|\bclass|\bfunction|\bconst|\blet|\bvar)\s+([A-Za-z_][A-Za-z0-9_]*)"
                         r"|^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=\n]*)?=(?!=)", re.MULTILINE)
+_PARAMS = re.compile(r"\b(?:def|function)\s+\w+\s*\(([^)]*)\)")
+_PARAM = re.compile(r"\s*\**([A-Za-z_][A-Za-z0-9_]*)")
+_BOUND = re.compile(r"\bfor\s+([\w, ()]+?)\s+in\b|\bas\s+([A-Za-z_]\w*)|\blambda\s+([\w, ]*):")
 _IMPORT_LINE = re.compile(r"\s*(from|import)\b")
 _KEYWORD_ARG = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)")
 _STRING = re.compile(r"(\"\"\"|''')[\s\S]*?\1|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|#[^\n]*")
@@ -79,8 +82,14 @@ def imported_names(text: str) -> list[str]:
 
 
 def local_names(text: str) -> set[str]:
-    """Names the buffer defines itself (functions, classes, assignments): their definitions are already in view."""
-    return {a or b for a, b in _LOCAL_DEF.findall(text)}
+    """Names the buffer binds itself (functions, classes, assignments, parameters, loop and ``as`` variables):
+    their definitions are already in view."""
+    names = {a or b for a, b in _LOCAL_DEF.findall(text)}
+    for params in _PARAMS.findall(text):
+        names.update(m.group(1) for m in (_PARAM.match(p) for p in params.split(",")) if m)
+    for groups in _BOUND.findall(text):
+        names.update(_IDENT.findall(" ".join(groups)))
+    return names
 
 
 def cursor_names(prefix: str, suffix: str) -> list[Candidate]:

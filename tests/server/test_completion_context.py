@@ -1,0 +1,96 @@
+"""Completion context: the definitions and call sites of the names the cursor needs, then similar code."""
+
+import textwrap
+
+from engram_ls.retrieval import Engram
+from engram_ls.server.completion_context import DEF_LINES, completion_hits, cursor_names, imported_names
+
+FILES = {
+    "pkg/store.py": '''
+        """Storage."""
+
+
+        class Store:
+            """A store of items."""
+
+            def __init__(self, path):
+                self.path = path
+                self.items = {}
+
+            def put(self, key, value, *, overwrite=False):
+                """Puts one item."""
+                if key in self.items and not overwrite:
+                    raise KeyError(key)
+                self.items[key] = value
+                self.flush()
+                self.flush()
+                self.flush()
+
+
+        def open_store(path, create=True):
+            """Opens the store at path."""
+            return Store(path)
+    ''',
+    "pkg/other.py": '''
+        def unrelated():
+            store = {}  # a variable spelled like the class: not its definition
+            return store
+    ''',
+    "pkg/jobs.py": '''
+        from .store import open_store
+
+
+        def nightly(folder):
+            s = open_store(folder / "night", create=False)
+            s.put("ran", True, overwrite=True)
+    ''',
+}
+
+
+def engram(tmp_path):
+    for rel, text in FILES.items():
+        p = tmp_path / "ws" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(textwrap.dedent(text).lstrip("\n"))
+    e = Engram.open(tmp_path / "ws", cache_dir=tmp_path / "cache")
+    e.index_workspace()
+    return e
+
+
+def test_cursor_names_put_the_cursor_line_first_then_nearby_then_unused_imports():
+    prefix = ("from .store import open_store, Store\nfrom .util import helper_one, helper_two\n\n\n"
+              "def run(path):\n    data = helper_one(path, mode=3)\n    print(len(data))\n    s = Store.")
+    names = [(c.name, c.why) for c in cursor_names(prefix, "\n    return s\n")]
+    assert names == [("Store", "cursor"), ("helper_one", "near"), ("open_store", "import"),
+                     ("helper_two", "import")]  # not print/len (builtins), data/s/path (local), mode (a keyword)
+
+
+def test_imported_names_are_the_bound_names():
+    text = "from a.b import (x1,\n    y2 as z2)\nfrom c import d3, e4 as f4\nimport os.path, json as js\n\nq = 1\n"
+    assert imported_names(text) == ["x1", "z2", "d3", "f4", "os", "js"]
+
+
+def test_definitions_and_call_sites_come_first_narrowed_and_never_from_the_file_itself(tmp_path):
+    e = engram(tmp_path)
+    prefix = "from .store import open_store\n\n\ndef weekly(folder):\n    s = "
+    hits = completion_hits(e, "pkg/weekly.py", prefix, "\n", similar=2)
+    first, second = hits[0], hits[1]
+    assert (first.path, first.start_line) == ("pkg/store.py", 21)  # def open_store: its signature first
+    assert first.text.startswith("def open_store(path, create=True):") and first.end_line - first.start_line < DEF_LINES
+    assert second.path == "pkg/jobs.py" and "open_store(folder" in second.text  # how it is called
+    assert all(h.path != "pkg/weekly.py" for h in hits)
+    spans = [(h.path, h.start_line, h.end_line) for h in hits]
+    assert all(not (a[0] == b[0] and a[1] <= b[2] and b[1] <= a[2]) for i, a in enumerate(spans)
+               for b in spans[i + 1:])  # no span twice
+    jobs = completion_hits(e, "pkg/jobs.py", FILES["pkg/jobs.py"], "", similar=3)
+    assert all(h.path != "pkg/jobs.py" for h in jobs)
+
+
+def test_a_method_definition_is_cut_to_the_method_and_the_spelling_must_match(tmp_path):
+    e = engram(tmp_path)
+    hits = completion_hits(e, "pkg/new.py", "def f(s):\n    s.put(", "", similar=0)
+    assert hits[0].text.startswith("    def put(self, key, value, *, overwrite=False):")
+    assert len(hits[0].text.split("\n")) == DEF_LINES  # not the whole class
+    store = completion_hits(e, "pkg/new.py", "from .store import Store\n\nx = Store", "", similar=0)
+    assert store[0].path == "pkg/store.py" and store[0].text.startswith("class Store:")
+    assert all(h.path != "pkg/other.py" for h in store)  # ``store = {}`` is not the class
