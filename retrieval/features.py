@@ -43,6 +43,13 @@ _KEYWORDS = frozenset(
     "fn pub impl mut use mod match case switch default do then end begin"
     .split()
 )
+# Keywords that are also words a question uses ("return None", "the default value", "a new user"): with
+# KEYWORD_WORDS they keep their word feature (never a role feature) instead of vanishing.
+_WORDLIKE_KEYWORDS = frozenset(
+    "true false none null undefined async await new default match case switch end begin static public private "
+    "protected final int str bool float struct enum use"
+    .split()
+)
 STOPWORDS = frozenset(
     "a an the of to in on for and or is are was were be been being by with as at from that this these those it its "
     "into than then there their them they we you your our if else when which who whom whose what how why can could "
@@ -52,7 +59,8 @@ STOPWORDS = frozenset(
 )
 
 STEM = False           # word features are stemmed (``parsing``, ``parsed``, ``parses`` -> ``pars``)
-NAME_BOOST = 0         # extra counts of the sub-tokens of a name the chunk defines (def/class/function …)
+KEYWORD_WORDS = False  # word-like keywords (None, default, new, async …) keep a word feature
+NAME_BOOST = 2         # extra counts of the sub-tokens of a name the chunk defines (def/class/function …)
 MAX_WORD = 40
 MAX_IDENT = 80
 ROLE_NAME_MAX = 80          # role features (d:, c:, a:, m:) are capped like identifiers: no unbounded strings
@@ -102,11 +110,32 @@ def split_identifier(identifier: str) -> list[str]:
     return list(_split(identifier))
 
 
+# The name a unit defines, on its first lines: ``def``/``class``/``function`` …, a JS/TS method (``async name(…) {``),
+# or a function bound to a name (``const name = (…) =>``).
+_UNIT_NAME = re.compile(
+    r"^[ \t]*(?:(?:export|default|public|private|protected|static|abstract|async|override|pub|unsafe)\s+)*"
+    r"(?:(?:def|class|function\*?|func|fn|struct|enum|interface|trait|impl|module|type)\s+([A-Za-z_$][\w$]*)"
+    r"|(?:get\s+|set\s+)?([A-Za-z_$][\w$]*)\s*(?:<[^>\n]*>)?\([^)\n]*\)?[^;\n]*\{\s*$"
+    r"|(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::[^=\n]*)?=\s*(?:async\s*)?(?:function|\([^)\n]*\)\s*(?::[^=\n]*)?=>|\w+\s*=>))",
+    re.MULTILINE)
+_NOT_A_NAME = frozenset(("if", "for", "while", "switch", "catch", "function", "return", "with", "elif"))
+
+
+def unit_name(text: str) -> str | None:
+    """The name the chunk's unit defines, found on its first lines (None for a block of statements)."""
+    for m in _UNIT_NAME.finditer(text, 0, 600):
+        name = m.group(1) or m.group(2) or m.group(3)
+        if name and name not in _NOT_A_NAME:
+            return name
+    return None
+
+
 def _roles(text: str, counts: Counter) -> None:
-    declared = _DEFINE.findall(text)
     if NAME_BOOST:
-        counts.update(["t:" + _word(s) for n in declared for s in _split(n)] * NAME_BOOST)
-    defined = declared + _ASSIGN.findall(text)
+        name = unit_name(text)
+        if name:
+            counts.update(["t:" + _word(s) for s in _split(name)] * NAME_BOOST)
+    defined = _DEFINE.findall(text) + _ASSIGN.findall(text)
     counts.update(["d:" + n.lower() for n in defined if len(n) <= ROLE_NAME_MAX and n.lower() not in _KEYWORDS])
     counts.update(["c:" + n.lower() for n in _CALL.findall(text)
                    if len(n) <= ROLE_NAME_MAX and n.lower() not in _KEYWORDS])
@@ -127,7 +156,9 @@ def _ident_info(ident: str) -> tuple:
     info = _IDENT_INFO.get(ident)
     if info is None:
         low = ident.lower()
-        if low in _KEYWORDS or len(ident) > MAX_IDENT:
+        if KEYWORD_WORDS and low in _WORDLIKE_KEYWORDS:
+            info = (("t:" + _word(low),), None, None, True)
+        elif low in _KEYWORDS or len(ident) > MAX_IDENT:
             info = ((), None, None, True)
         else:
             subs = _split(ident)

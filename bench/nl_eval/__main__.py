@@ -168,7 +168,7 @@ def loss_analysis(rows: list[dict]) -> dict:
     return out
 
 
-EXPANSIONS = ((0.0, 0.35), (0.0, 0.0), (0.3, 0.0), (0.3, 0.35), (0.6, 0.0))
+EXPANSIONS = {"nl": ((0.0, 0.35), (0.0, 0.0), (0.3, 0.0), (0.6, 0.0)), "code": ((0.0, 0.35), (0.0, 0.0))}
 GRID = [(lx / 10, en / 10, round(1 - lx / 10 - en / 10, 1)) for lx in range(11) for en in range(11 - lx)]
 
 
@@ -184,18 +184,18 @@ def _mrr(final: np.ndarray, hits: np.ndarray) -> float:
     return 1.0 / (found[0] + 1) if len(found) else 0.0
 
 
-def sweep(work: Path) -> dict:
+def sweep(work: Path, languages: list[str]) -> dict:
     """Every blend of the three channels (steps of 0.1) and a few expansion settings, from one computation of the
     channels per query and setting; plus reciprocal rank fusion of the three. Dev split only."""
     out = []
-    for language in SETS["dev"]:
+    for language in languages:
         root = work / "dev" / language
         sets = build("dev", language, root)
         engram, bm25, _, _ = index(root, work / "cache" / language)
         t = engram.table
         for task in ("nl", "code"):
             base = metrics([rank_of(bm25.search(f["query"], K), f) for f in sets[task]])["mrr@10"] or 1.0
-            for ex, ri in EXPANSIONS:
+            for ex, ri in EXPANSIONS[task]:
                 full = Blend(lexical=1, engram=1, meaning=1, expansion=ex, ri_expansion=ri)
                 per_query = []
                 for f in sets[task]:
@@ -281,11 +281,21 @@ def apply_variants(variants: list[str], vectors: Path | None) -> None:
         features.STEM = True
     if "names" in variants:
         features.NAME_BOOST = 2
+    if "keywords" in variants:
+        features.KEYWORD_WORDS = True
     if "context" in variants:
         Engram._encode_spans = _encode_with_context
     if vectors is not None:
         meaning.DATA = vectors
         meaning.shipped.cache_clear()
+    dims = [int(v[3:]) for v in variants if v.startswith("dim")]
+    if dims:                    # the first N principal components only
+        table = meaning.shipped()
+        cut = meaning.WordVectors.__new__(meaning.WordVectors)
+        cut.row, cut.dim, cut._cache = table.row, dims[0], {}
+        part = table.unit[:, :dims[0]]
+        cut.unit = (part / (np.linalg.norm(part, axis=1, keepdims=True) + 1e-9)).astype(np.float32)
+        meaning.shipped = lambda: cut
     bits = [int(v[4:]) for v in variants if v.startswith("sign")]
     if bits:                    # random projection + sign: the vectors as bipolar hypervectors
         table = meaning.shipped()
@@ -298,9 +308,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", default="dev", choices=sorted(SETS))
     ap.add_argument("--sweep", action="store_true")
-    ap.add_argument("--variant", default="", help="comma-separated: stem, names, context, signN")
+    ap.add_argument("--variant", default="", help="comma-separated: stem, names, keywords, context, signN, dimN")
     ap.add_argument("--vectors", type=Path, help="another word-vector table (.npz) for the semantic channel")
     ap.add_argument("--tag", default="", help="suffix of the results files")
+    ap.add_argument("--languages", default="", help="--sweep: comma-separated languages (default: all)")
     ap.add_argument("--quick", action="store_true", help="only bm25s, the ranking before and the default")
     args = ap.parse_args()
     global QUICK
@@ -309,7 +320,7 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.sweep:
-            result = sweep(Path(tmp))
+            result = sweep(Path(tmp), args.languages.split(",") if args.languages else list(SETS["dev"]))
             result["variant"] = args.variant
             name = f"nl_eval-sweep{'-' + args.tag if args.tag else ''}"
             (OUT / f"{name}.json").write_text(json.dumps(result, indent=1))

@@ -31,3 +31,22 @@ def test_natural_language_queries_drop_stop_words_and_roles():
 def test_code_queries_keep_roles():
     q = query_features("result = parser.feed(data)")
     assert q["c:feed"] == 1 and q["a:feed"] == 1
+
+
+def test_the_stemmer_joins_inflections_and_keeps_short_words():
+    from engram_ls.retrieval.features import stem
+
+    assert {stem(w) for w in ("validate", "validated", "validates", "validation", "validating")} == {"validat"}
+    assert stem("entries") == stem("entry") == "entry" and stem("classes") == stem("class") == "class"
+    assert stem("running") == "run" and stem("process") == "process" and stem("name") == "name"
+
+
+def test_context_words_name_the_enclosing_definitions():
+    from engram_ls.retrieval.features import context_words
+
+    lines = ["class UploadQueue:", "    x = 1", "", "    def retry(self):", "        return 1",
+             "def top_level():", "    pass"]
+    assert context_words(lines, 4) == ["upload", "queue"]
+    assert context_words(lines, 6) == []          # a top-level unit has no enclosing definition
+    js = ["export class HttpClient {", "  constructor() {}", "  fetchPage(url) {", "    return url;", "  }", "}"]
+    assert context_words(js, 3) == ["http", "client"]
