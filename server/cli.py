@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context-length", type=_positive("--context-length", 256, 131072), default=4096,
                    help="the model's context window, which bounds the prompt, in tokens (default: 4096)")
     p.add_argument("--model-path", help="a local GGUF file or a shipped model's name (default: the shipped "
-                   "Qwen2.5-Coder-0.5B)")
+                   "Qwen2.5-Coder-1.5B with at least 4 cores and the coder-1_5b extra installed, else the 0.5B)")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout (the only format; default: on)")
     p.add_argument("--backend", type=_backend, metavar="{llama,openai}",
                    help="inference backend (default: llama, the model run locally)")

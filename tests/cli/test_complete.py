@@ -154,6 +154,15 @@ def test_a_missing_model_is_exit_1(tmp_path):
     assert proc.returncode == 1 and len(errors) == 1 and "none.gguf" in errors[0] and proc.stdout == ""
 
 
+def test_completions_use_the_larger_model_only_where_the_cores_allow():
+    from engram_ls.inference import models
+
+    assert models.completion_model(2) == models.DEFAULT_MODEL  # this machine's class: the 0.5B
+    big = models.completion_model(8)
+    installed = models.LARGE_CODER in models.available()
+    assert big == (models.LARGE_CODER if installed else models.DEFAULT_MODEL)
+
+
 def test_the_shipped_model_completes_with_the_cross_file_definition(tmp_path):
     """The real 0.5B model, one line: the definition from another file is in its prompt and it writes the call."""
     ws = make_workspace(tmp_path / "ws", FILES)
