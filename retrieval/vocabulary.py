@@ -35,9 +35,11 @@ def hypervectors(names: list[str], keys: np.ndarray | None = None) -> np.ndarray
     return hvs[:n]
 
 
+_ROLE_OF_PREFIX = {c + ":": i for i, c in enumerate(ROLES)}
+
+
 def role_of(name: str) -> int:
-    r = ROLES.find(name[0])
-    return r if r >= 0 and name[1:2] == ":" else 0
+    return _ROLE_OF_PREFIX.get(name[:2], 0)
 
 
 class FeatureTable:
@@ -120,7 +122,8 @@ class FeatureTable:
             self._grow(self._size)
             self.key[slots] = new_keys
             self.hv[slots] = hypervectors(new_names, new_keys)
-            self.role[slots] = [role_of(n) for n in new_names]
+            get = _ROLE_OF_PREFIX.get
+            self.role[slots] = np.fromiter((get(n[:2], 0) for n in new_names), np.uint8, len(new_names))
             self.df[slots] = 0
             self._recent.update(zip(new_keys.tolist(), slots.tolist()))
             for n, i in zip(new_names, slots.tolist()):
