@@ -393,6 +393,9 @@ empty = Path(sys.argv[4])
 e0 = Engram.open(empty, cache_dir=cache / "empty")
 e0.index_workspace()
 e0.search("warm up kernels", 5)
+if mode == "memory":  # a server warms the compiled kernels at start: numba's ~100 MB is an empty server's, not the index's
+    from engram_ls.retrieval import kernels
+    kernels.warm()
 gc.collect()
 base = rss_mb()
 out = {"import_seconds": round(imported, 3), "rss_empty_mb": round(base, 1)}
