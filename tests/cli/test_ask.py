@@ -89,12 +89,13 @@ def test_ask_with_the_shipped_model(tmp_path):
 
 
 @pytest.mark.model
-def test_an_answer_the_limit_cuts_ends_at_a_sentence_and_says_so(tmp_path):
-    """The shipped model, streamed to the terminal: 30 tokens cut its explanation, and what was shown ends with a
-    whole sentence followed by the notice (the half sentence was held back, never printed)."""
+def test_an_answer_the_limit_cuts_ends_at_a_boundary_and_says_so(tmp_path):
+    """The shipped model, streamed to the terminal: 16 tokens cut its one-sentence explanation, and what was shown
+    ends with a whole word and an ellipsis (or a whole sentence), then the notice: the half-written part was held
+    back, never printed."""
     ws = make_workspace(tmp_path / "ws")
-    proc = ask(ws, tmp_path / "c", "How is the discount applied at checkout?", "--max-tokens", "30")
+    proc = ask(ws, tmp_path / "c", "How is the discount applied at checkout?", "--max-tokens", "16")
     assert proc.returncode == 0, proc.stderr
-    answer, notice, _ = proc.stdout.partition("\n(cut at 30 tokens)\n")
+    answer, notice, _ = proc.stdout.partition("\n(cut at 16 tokens)\n")
     assert notice, proc.stdout
-    assert answer.rstrip()[-1] in ".!?)`*", answer
+    assert answer.rstrip()[-1] in ".!?)`*…", answer
