@@ -141,3 +141,19 @@ def test_a_unit_ending_at_column_zero_ends_on_the_line_before():
     assert chunk_spans("x.js", js) == [(1, 3, "function", "a"), (4, 4, "function", "b")]
     py = "def f():\n    return 1\n\n\ndef g():\n    pass\n"
     assert chunk_spans("c.py", py) == [(1, 2, "function", "f"), (5, 6, "function", "g")]
+
+
+def test_a_file_larger_than_the_parse_limit_is_cut_at_paragraphs_in_the_background_but_parsed_when_open():
+    from engram_ls.retrieval import chunking
+
+    unit = "def f{i}(x):\n    y = x + {i}\n    return y\n\n\n"
+    text = "".join(unit.format(i=i) for i in range(chunking.PARSE_MAX_BYTES // len(unit.format(i=0)) + 50))
+    assert len(text.encode()) > chunking.PARSE_MAX_BYTES
+    lines = text.split("\n")
+    background = chunking.spans_for("big.py", lines)
+    assert {kind for *_, kind, _ in background} == {"block"}       # no parse: the GIL is not held for it
+    parser = chunking.parser_for("big.py")
+    opened = chunking.spans_for("big.py", lines, parser.parse(text.encode()))
+    assert {kind for *_, kind, _ in opened} == {"function"}
+    small = "".join(unit.format(i=i) for i in range(20))
+    assert {kind for *_, kind, _ in chunking.spans_for("small.py", small.split("\n"))} == {"function"}
