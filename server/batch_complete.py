@@ -79,6 +79,9 @@ def _settings(args) -> InferenceSettings:
     settings.coding.threads = physical_cores()   # the research worker idles: completions get every core
     settings.research.threads = 1
     settings.coding.context_length = settings.research.context_length = args.context_length
+    # A batch has no user waiting, and on a loaded machine a busy worker may answer pings late: a slow request
+    # is not a hung one (the server's 10 s would restart the worker and start the request over).
+    settings.hang_timeout_s, settings.request_timeout_s = 60.0, 900.0
     if getattr(args, "stub_delay_ms", 0):
         settings.stub_delay_ms = args.stub_delay_ms
     return settings

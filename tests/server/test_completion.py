@@ -133,3 +133,22 @@ async def test_invalid_positions_get_errors(client, workspace):
         raise AssertionError("expected an error")
     except Exception as e:
         assert "not open" in str(e)
+
+
+async def test_inline_completion_sends_the_definition_of_the_name_at_the_cursor(workspace, tmp_path, monkeypatch):
+    """The server's context is the completion context (``completion_context``): the definition of the imported
+    name the line uses, from its own file, narrowed to its signature — not merely similar chunks."""
+    trace = tmp_path / "frames.jsonl"
+    monkeypatch.setenv("ENGRAM_LS_TRACE_FRAMES", str(trace))
+    client = await start(workspace, tmp_path / "cache", options=STUB)
+    try:
+        await indexed(client)
+        uri = open_doc(client, workspace / "shop/cart.py")
+        assert (await inline(client, uri, 14, 8)).items[0].insert_text.startswith("stub_")
+        frame = next(f for f in sent_frames(trace) if f["type"] == "generate" and f["mode"] == "fim"
+                     and f["id"].startswith("complete-"))
+        assert frame["snippets"][0]["path"] == "shop/pricing.py"
+        assert frame["snippets"][0]["text"].startswith("def apply_discount(amount):")
+        assert all(s["path"] != "shop/cart.py" for s in frame["snippets"])
+    finally:
+        await stop(client)
