@@ -143,9 +143,9 @@ def markdown(results: dict) -> str:
         lines.append(f"| {r['model']} | {s['answers']}/{results['questions']} | {s['facts_share']:.2f} | {s['names_function']}/{s['answers']} | "
                      f"{s['cites_target']}/{s['answers']} | {s['inventions_per_10']} | {s['repeated_sentences']} | "
                      f"{s['cut']} | {s['answer_s_median']} | {s['hover_first_token_s_median']} |")
-    lines += ["", f"The target's snippet was among the {K} retrieved for "
-              f"{next(iter(results['models'].values()))['summary']['target_retrieved']}/{results['questions']} "
-              "questions (the same for every model).", ""]
+    if "target_retrieved" in results:
+        lines += ["", f"The target function's snippet was among the {K} retrieved for {results['target_retrieved']}"
+                  f"/{results['questions']} questions (the same snippets for every model).", ""]
     for r in results["models"].values():
         lines += [f"## {r['model']}", "", f"sampling: `{json.dumps(r['sampling'])}`", ""]
         for row in r["rows"]:
@@ -164,6 +164,9 @@ def merge(out: str) -> int:
             data = json.loads(part.read_text())
             results["questions"] = data["questions"]
             results["models"].update(data["models"])
+    questions = load_questions()[:results.get("questions")]
+    snippets, _ = retrieve(questions, [])
+    results["target_retrieved"] = sum(score("", q, snips)["target_retrieved"] for q, snips in zip(questions, snippets))
     (RESULTS / f"{out}.json").write_text(json.dumps(results, indent=1))
     (RESULTS / f"{out}.md").write_text(markdown(results))
     return 0
