@@ -1,5 +1,7 @@
 """Ranking against a reference computed here the slow way: every query feature's BM25 over every live chunk,
-blended with the cosine of the query probe and the chunk's engram materialised with ``vsa.bundle``."""
+blended with the cosine of the query probe and the chunk's engram materialised with ``vsa.bundle`` and the cosine
+of the query's and the chunk's meaning (word vectors summed in Python), with the default blend of the query's
+kind."""
 
 import math
 
@@ -19,10 +21,13 @@ def indexed(workspace, cache):
 
 def reference(e, query: str, k: int, allowed=None):
     t, features = e.table, e.features
-    weights = ranking.query_weights(query, features, t.alive, e.terms)
+    natural = ranking.is_natural(query)
+    blend = ranking.WORDS if natural else ranking.CODE
+    weights = ranking.query_weights(query, features, t.alive, e.terms, blend)
     ids = {f: features.lookup(f) for f in weights}
     known = {ids[f]: w for f, w in weights.items() if ids[f] >= 0 and features.df[ids[f]] > 0}
-    natural = all(f.startswith(("t:", "i:")) for f in weights)
+    space = e.terms.meaning
+    qm = ranking.query_meaning(query, features, t.alive, e.terms)
     q = encoder.probe(weights, features).astype(np.float64)
     avg = t.total_length / t.alive
     rows = []
@@ -41,9 +46,15 @@ def reference(e, query: str, k: int, allowed=None):
         dims, values = vsa.bundle(features.hv[ids[keep]], w[keep])
         norm = float(np.linalg.norm(values.astype(np.float64))) or 1.0
         cos = float(np.dot(q[dims], values)) / ((float(np.linalg.norm(q)) or 1.0) * norm)
-        rows.append((slot, bm, cos))
-    top = max(bm for _, bm, _ in rows)
-    final = [(slot, (1 - 0.5) * bm / top + 0.5 * cos) for slot, bm, cos in rows]
+        v = np.zeros(space.dim)
+        for f, tf in zip(ids.tolist(), w.tolist()):
+            if f < len(space.row) and space.row[f] >= 0:
+                v += tf * encoder.idf(int(features.df[f]), t.alive) * space.unit[space.row[f]]
+        mean = float(v @ qm) / np.linalg.norm(v) if qm is not None and np.linalg.norm(v) else 0.0
+        rows.append((slot, bm, cos, mean))
+    top = max(bm for _, bm, _, _ in rows)
+    final = [(slot, blend.lexical * bm / top + blend.engram * cos + blend.meaning * mean)
+             for slot, bm, cos, mean in rows]
     final.sort(key=lambda x: -x[1])
     return [(s, f) for s, f in final[:k] if f > 0]
 
@@ -62,6 +73,7 @@ def test_search_equals_the_reference_ranking(workspace, cache, query):
     for (_, a), (_, b) in zip(got, want):
         assert math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6)  # the engram norms are stored as float32
     assert got and 0 < got[-1][1] <= got[0][1] <= 1.0 + 1e-9
+    assert e.terms.meaning.words          # the meaning channel took part
 
 
 def test_fresh_slots_and_scope_rank_like_the_reference(workspace, cache):
