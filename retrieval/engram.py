@@ -13,6 +13,7 @@ span or text changed; the server runs it when typing pauses, and it never runs o
 
 from __future__ import annotations
 
+import ctypes
 import fnmatch
 import threading
 import time
@@ -86,6 +87,16 @@ def _redacted_texts(lines: list[str], spans, whole_doc_pem: bool) -> list[str]:
         lines = redact("\n".join(lines)).split("\n")
         return [chunk_text(lines, s[0], s[1]) for s in spans]
     return [redact(chunk_text(lines, s[0], s[1])) for s in spans]
+
+
+def _return_freed_memory() -> None:
+    """Hands the heap pages freed by a large index back to the OS. glibc keeps them (measured on the ~50k-chunk
+    corpus: 190 of the 410 MB an index had added to the RSS were freed temporaries); elsewhere this is a no-op.
+    ctypes releases the GIL for the call."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _used_words(used: np.ndarray, words: dict[int, str]) -> dict:
@@ -281,6 +292,8 @@ class Engram:
             relearn = encoded or removed or not self.terms.words
         if relearn:
             self.refresh_semantic()
+        if encoded or removed:
+            _return_freed_memory()
         with self._lock:
             if progress is not None:
                 progress(len(paths), len(paths), "")
