@@ -38,6 +38,7 @@ from tests.team.conftest import LlamaServer, team_settings  # noqa: E402
 
 OUT = ROOT / "bench" / "results"
 KEY = "team-bench-key"
+REQUEST_TIMEOUT_S = 3600.0
 os.environ["ENGRAM_LS_API_KEY"] = KEY  # what each editor's engram-ls reads (backend.apiKeyEnv's default)
 
 ORDERS = '''\
@@ -95,6 +96,27 @@ def end_of(start: tuple[int, int], text: str) -> tuple[int, int]:
     return (start[0] + len(lines) - 1, (start[1] if len(lines) == 1 else 0) + len(lines[-1]))
 
 
+def cpu_seconds() -> float:
+    """CPU time used so far by this bench's descendants (engram-ls servers, their workers, llama-server), from
+    /proc: under load from other jobs the arms get different shares of the cores (8 local workers are 8 runnable
+    threads, llama-server is 2), so completions per CPU-second compares their efficiency where wall time cannot."""
+    parents, ticks = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)] = int(fields[1])
+            ticks[int(entry)] = int(fields[11]) + int(fields[12])  # utime + stime
+    mine, frontier = set(), {os.getpid()}
+    while frontier:
+        mine |= frontier
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier and pid not in mine}
+    mine.discard(os.getpid())
+    return sum(ticks[pid] for pid in mine) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
@@ -137,22 +159,27 @@ class Editor:
 
 
 def editor_options(arm: str, url: str) -> dict:
-    options = {"completion": {"debounceMs": 0, "maxTokens": 32}, "hover": {"useModel": False}}
+    # no deadline cuts a completion short: on the loaded 2 cores 8 concurrent prompts take minutes, and throughput
+    # counts whole completions only
+    options = {"completion": {"debounceMs": 0, "maxTokens": 32}, "hover": {"useModel": False},
+               "inference": {"requestTimeoutS": REQUEST_TIMEOUT_S}}
     if arm == "shared":
         options["backend"] = {"kind": "openai", "url": url, "remoteModel": "qwen2.5-coder-0.5b"}
     return options
 
 
-async def open_editors(n: int, arm: str, url: str, work: Path) -> list[Editor]:
+async def open_editors(n: int, arm: str, url: str, work: Path) -> tuple[list[Editor], list[str]]:
+    """The editors, opened and warmed up, and the errors of warm-up completions that failed (counted, not hidden)."""
     editors = [Editor(i, work / f"{arm}{n}", editor_options(arm, url)) for i in range(n)]
     await asyncio.gather(*(e.open() for e in editors))
     # warm-up: the first completion loads the model (local) or fills a slot's cache; not measured
-    await asyncio.gather(*(e.complete(EDITS[e.number % len(EDITS)]) for e in editors))
-    return editors
+    warm = await asyncio.gather(*(e.complete(EDITS[e.number % len(EDITS)]) for e in editors), return_exceptions=True)
+    return editors, [f"{type(w).__name__}: {w}"[:200] for w in warm if isinstance(w, BaseException)]
 
 
 async def run_point(n: int, arm: str, url: str, work: Path, per_editor: int) -> dict:
-    editors = await open_editors(n, arm, url, work)
+    load = os.getloadavg()[0]
+    editors, warm_failures = await open_editors(n, arm, url, work)
     latencies, failures, empty, chars = [], [], 0, 0
 
     async def drive(e: Editor) -> None:
@@ -167,24 +194,27 @@ async def run_point(n: int, arm: str, url: str, work: Path, per_editor: int) -> 
             empty += text is None
             chars += len(text or "")
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
     try:
         await asyncio.gather(*(drive(e) for e in editors))
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     finally:
         await asyncio.gather(*(e.close() for e in editors), return_exceptions=True)
     done = len(latencies)
     return {"arm": arm, "editors": n, "completions": done, "failed": len(failures), "empty": empty,
             "wall_s": round(wall, 2), "completions_per_s": round(done / wall, 3),
-            "chars_per_s": round(chars / wall, 1), "p50_ms": round(pct(latencies, 50) * 1000),
-            "p95_ms": round(pct(latencies, 95) * 1000), "errors": failures[:5]}
+            "chars_per_s": round(chars / wall, 1), "cpu_s": round(cpu, 1),
+            "completions_per_cpu_s": round(done / cpu, 4) if cpu > 0 else None,
+            "p50_ms": round(pct(latencies, 50) * 1000),
+            "p95_ms": round(pct(latencies, 95) * 1000), "errors": failures[:5], "warm_up_failed": len(warm_failures),
+            "warm_up_errors": warm_failures[:3], "load_average": [load, os.getloadavg()[0]]}
 
 
 async def soak(n: int, url: str, work: Path, seconds: float, server: LlamaServer | None = None,
                restarts: int = 0) -> dict:
     """``n`` editors completing in a loop for ``seconds``; optionally kill -9 and restart the server meanwhile."""
-    editors = await open_editors(n, "shared", url, work)
-    stats = {"requests": 0, "failed": 0, "empty": 0, "errors": [], "latencies": []}
+    editors, warm_failures = await open_editors(n, "shared", url, work)
+    stats = {"requests": 0, "failed": 0, "empty": 0, "errors": [], "latencies": [], "warm_up_failed": len(warm_failures)}
     stop_at = time.monotonic() + seconds
 
     async def drive(e: Editor) -> None:
@@ -251,6 +281,11 @@ async def cancel_over_http(server: LlamaServer, runs: int) -> dict:
             "max_extra_tokens": max(r["extra_tokens"] for r in rows)}
 
 
+def per_cpu(shared: dict, local: dict) -> float | None:
+    a, b = shared.get("completions_per_cpu_s"), local.get("completions_per_cpu_s")
+    return round(a / b, 2) if a and b else None
+
+
 def ratios(result: dict) -> None:
     """Shared / local per editor count measured in both arms, and the crossover: the fewest editors from which the
     shared server's throughput beats local workers at every larger count measured."""
@@ -258,7 +293,8 @@ def ratios(result: dict) -> None:
     counts = sorted(n for n, arm in by if arm == "shared" and (n, "local") in by)
     result["ratios"] = {n: {"throughput": round(by[n, "shared"]["completions_per_s"]
                                                 / by[n, "local"]["completions_per_s"], 2),
-                            "p50": round(by[n, "shared"]["p50_ms"] / by[n, "local"]["p50_ms"], 2)}
+                            "p50": round(by[n, "shared"]["p50_ms"] / by[n, "local"]["p50_ms"], 2),
+                            "per_cpu_s": per_cpu(by[n, "shared"], by[n, "local"])}
                         for n in counts}
     wins = [n for n in counts if result["ratios"][n]["throughput"] > 1]
     result["crossover_editors"] = wins[0] if wins and all(n in wins for n in counts if n >= wins[0]) else None
@@ -274,13 +310,17 @@ def markdown(r: dict) -> str:
             p = r[phase]
             rows.append(f"{phase}: {p['editors']} editors for {p['seconds']} s, {p['restarts']} restarts: "
                         f"{p['requests']} requests, {p['failed']} failed, p50 {p['p50_ms']} ms, p95 {p['p95_ms']} ms")
-    rows += ["", "| editors | arm | completions | failed | completions/s | p50 ms | p95 ms |", "|---|---|---|---|---|---|---|"]
+    rows += ["", "| editors | arm | completions | failed | completions/s | completions/CPU-s | p50 ms | p95 ms |"
+                 " load average |", "|---|---|---|---|---|---|---|---|---|"]
     for p in r["points"]:
+        load = "–".join(f"{x:.0f}" for x in p.get("load_average", []))
         rows.append(f"| {p['editors']} | {p['arm']} | {p['completions']} | {p['failed']} | {p['completions_per_s']} |"
-                    f" {p['p50_ms']} | {p['p95_ms']} |")
-    rows += ["", "| editors | shared / local throughput | shared / local p50 |", "|---|---|---|"]
+                    f" {p.get('completions_per_cpu_s', '–')} | {p['p50_ms']} | {p['p95_ms']} | {load} |")
+    rows += ["", "| editors | shared / local throughput | per CPU-second | shared / local p50 |", "|---|---|---|---|"]
     for n, ratio in r["ratios"].items():
-        rows.append(f"| {n} | {ratio['throughput']}× | {ratio['p50']}× |")
+        rows.append(f"| {n} | {ratio['throughput']}× | {str(ratio['per_cpu_s']) + '×' if ratio.get('per_cpu_s') else '–'} | {ratio['p50']}× |")
+    if r.get("ratios"):
+        rows.append(f"\ncrossover (fewest editors from which shared beats local throughput): {r['crossover_editors']}")
     return "\n".join(rows) + "\n"
 
 
