@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import features
+
 DATA = Path(__file__).parent / "data" / "static_minilm.npz"
 _MAX_PIECE = 12
 log = logging.getLogger(__name__)
@@ -34,6 +36,17 @@ class WordVectors:
         self.unit = (vectors / norms).astype(np.float32)
         self.dim = self.unit.shape[1]
         self._cache: dict[str, np.ndarray | None] = {}
+
+    def _stem_rows(self) -> dict[str, list[int]]:
+        """stem -> rows of the table's words with that stem (built once, when stemming is on)."""
+        stems = self.__dict__.get("_stems")
+        if stems is None:
+            stems = {}
+            for w, i in self.row.items():
+                if not w.startswith("##"):
+                    stems.setdefault(features.stem(w), []).append(i)
+            self._stems = stems
+        return stems
 
     @classmethod
     def load(cls, path: Path) -> "WordVectors":
@@ -55,8 +68,12 @@ class WordVectors:
         if word in self._cache:
             return self._cache[word]
         r = self.row.get(word)
+        stem_rows = self._stem_rows().get(word) if r is None and features.STEM else None
         if r is not None:
             v = self.unit[r]
+        elif stem_rows:                 # a stemmed word means what its inflections in the table mean
+            s = self.unit[stem_rows].sum(0)
+            v = (s / (float(np.linalg.norm(s)) or 1.0)).astype(np.float32)
         else:
             rows, start = [], 0
             while start < len(word):

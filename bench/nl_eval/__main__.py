@@ -126,10 +126,10 @@ def arm_functions(engram, bm25) -> dict:
     return arms
 
 
-def evaluate(split: str, work: Path) -> dict:
+def evaluate(split: str, work: Path, languages: list[str]) -> dict:
     result = {"split": split, "k": K, "languages": {}}
     all_rows = []
-    for language in SETS[split]:
+    for language in languages:
         root = work / split / language
         sets = build(split, language, root)
         engram, bm25, engram_s, bm25_s = index(root, work / "cache" / split / language)
@@ -311,7 +311,7 @@ def main() -> None:
     ap.add_argument("--variant", default="", help="comma-separated: stem, names, keywords, context, signN, dimN")
     ap.add_argument("--vectors", type=Path, help="another word-vector table (.npz) for the semantic channel")
     ap.add_argument("--tag", default="", help="suffix of the results files")
-    ap.add_argument("--languages", default="", help="--sweep: comma-separated languages (default: all)")
+    ap.add_argument("--languages", default="", help="comma-separated languages (default: all)")
     ap.add_argument("--quick", action="store_true", help="only bm25s, the ranking before and the default")
     args = ap.parse_args()
     global QUICK
@@ -326,7 +326,7 @@ def main() -> None:
             (OUT / f"{name}.json").write_text(json.dumps(result, indent=1))
             print(json.dumps(result["best"], indent=1))
             return
-        result = evaluate(args.split, Path(tmp))
+        result = evaluate(args.split, Path(tmp), args.languages.split(",") if args.languages else list(SETS[args.split]))
     result["variant"], result["vectors"] = args.variant, str(args.vectors or "shipped")
     name = f"nl_eval-{args.split}{'-' + args.tag if args.tag else ''}"
     (OUT / f"{name}.json").write_text(json.dumps(result, indent=1))
