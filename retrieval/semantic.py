@@ -4,7 +4,8 @@ Every word gets a fixed sparse random index vector; its *context vector* is the 
 words it shares chunks with. Words used in the same places (``count`` and ``len``, ``remove`` and ``delete``) end up
 with similar context vectors, so a query word can reach code that says it differently. Rebuilt on a full index or a
 store load — it is a soft signal and need not follow every keystroke: the engine refreshes it in the background, never
-on a query path.
+on a query path. The same refresh builds the static-vector ``MeaningSpace`` of the workspace's words (``meaning``),
+which the default ranking uses; the Random Indexing neighbours are kept for the ranking before it (``ranking.BEFORE``).
 """
 
 from __future__ import annotations
