@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import random
 import re
 import resource
@@ -574,6 +575,27 @@ def during_rerun(work: Path) -> dict:
             "ms_p95": round(percentile(times, 95), 2), "ms_max": round(max(times), 2)}
 
 
+def query_rerun(work: Path) -> dict:
+    """Only query latency at the ~50k-chunk corpus: 200 queries on the numpy path (a fresh process, as the CLI), then
+    the same on the compiled twins (a server, which warms them at start), in the same run."""
+    from engram_ls.retrieval import kernels
+
+    corpus = work / "scale"
+    copy_packages(SCALE_PACKAGES, corpus, blank_docstrings=False)
+    engram = Engram.open(corpus, cache_dir=work / "cache-s")
+    summary = engram.index_workspace()
+    queries = scale_queries(200)
+    kernels._fast = None          # index_workspace loads the build kernels; the query twins start only with warm()
+    engram.search("warm up", 10)
+    cold = [timed(engram.search, q, 10) for q in queries]
+    kernels.warm()
+    engram.search("warm up", 10)
+    warm = [timed(engram.search, q, 10) for q in queries]
+    return {"chunks": summary.chunks, "numpy_ms_p50": round(percentile(cold, 50), 2),
+            "numpy_ms_p95": round(percentile(cold, 95), 2), "compiled_ms_p50": round(percentile(warm, 50), 2),
+            "compiled_ms_p95": round(percentile(warm, 95), 2), "load_average": os.getloadavg()[0]}
+
+
 def quality_rerun() -> int:
     """Only the quality corpus: build against bm25s doing the same work, unchanged re-index, and MRR@10 of both
     tasks against bm25s and against the full run's engram figures (the "within 2%" baseline)."""
@@ -648,6 +670,12 @@ def main() -> int:
             f"<= 400 | {'yes' if t['peak_rss_mb'] <= 400 else 'no'} |"])
         (OUT / "retrieval-engine.md").write_text(table + "\n")
         print(table)
+        return 0
+    if "--only-query" in sys.argv:
+        r = in_work_dir(query_rerun)
+        OUT.mkdir(exist_ok=True)
+        (OUT / "retrieval-query.json").write_text(json.dumps(r, indent=2))
+        print(r)
         return 0
     if "--only-quality" in sys.argv:
         return quality_rerun()
