@@ -3,9 +3,10 @@
 CrossCodeEval-style benchmarks (and our own oracle runs) show where a small model goes wrong at a cursor: it does
 not know the signature of a function, class or method defined in another file. So the snippets are, in order:
 
-1. the definitions of the names used near the cursor (on its line first, then the lines above it, then names the
-   file imports but has not used yet — the likely first use), found exactly by ``Engram.find_named(name, "d")``;
-2. one other call site of each of those names (``find_named(name, "c")``), which teaches the arguments;
+1. the definitions of the names the cursor needs (those on its line first, then the names the file imports but
+   has not used above the cursor — the likely first use — soonest used below it first, then the names of the
+   lines around it), found exactly by ``Engram.find_named(name, "d")``;
+2. a call site in another file of the first few (``find_named(name, "c")``), which teaches the arguments;
 3. VSA-similar code (``Engram.search``) for what names cannot find.
 
 Each snippet is narrowed to the lines that matter (a definition's signature and docstring, a call's neighbours),
@@ -27,6 +28,7 @@ WINDOW_LINES = 15       # lines above the cursor whose names count as "near"
 SUFFIX_LINES = 3        # lines below it
 DEF_LINES = 8           # a definition's snippet: its first line and what follows (signature, docstring)
 CALL_CONTEXT = 2        # lines either side of a call site
+CALL_SITES = 3          # call sites, for the first names defined
 QUERY_LINES = 12        # the VSA query: the last lines of the prefix
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -94,8 +96,9 @@ def local_names(text: str) -> set[str]:
 
 def cursor_names(prefix: str, suffix: str) -> list[Candidate]:
     """The names the code at the cursor is likely to need, most likely first: those on the cursor's line (right to
-    left), those in the lines above and just below it (nearest first), then imported names not used yet outside
-    the imports. Names the buffer defines, builtins and keywords are left out."""
+    left); imported names not used above the cursor (a first use is what the file alone cannot answer), the ones
+    used soonest below it first; then those of the lines above and just below it, nearest first. Names the buffer
+    defines, builtins and keywords are left out."""
     buffer = prefix + suffix
     local = local_names(buffer) - set(imported_names(buffer))
     head, _, line = prefix.rpartition("\n")
@@ -109,6 +112,14 @@ def cursor_names(prefix: str, suffix: str) -> list[Candidate]:
                 seen[name] = Candidate(name, why)
 
     add(reversed(_names(_code(line))), "cursor")
+    above_all = "\n".join(l for l in _code(prefix).split("\n") if not _IMPORT_LINE.match(l))
+    used = set(_IDENT.findall(above_all))  # used above the cursor; the first use may be the one at the cursor
+    below_all = _code(suffix)
+    first_below = {}
+    for m in _IDENT.finditer(below_all):
+        first_below.setdefault(m.group(0), m.start())
+    fresh = [n for n in imported_names(buffer) if n not in used]
+    add(sorted(fresh, key=lambda n: first_below.get(n, len(below_all))), "import")  # used soonest below first
     near = [_names(l) for l in reversed(above) if not _IMPORT_LINE.match(l)]
     below_names = [_names(l) for l in below if not _IMPORT_LINE.match(l)]
     for i in range(max(len(near), len(below_names))):  # nearest lines first, above before below
@@ -116,9 +127,6 @@ def cursor_names(prefix: str, suffix: str) -> list[Candidate]:
             add(reversed(near[i]), "near")
         if i < len(below_names):
             add(below_names[i], "near")
-    body = "\n".join(l for l in _code(buffer).split("\n") if not _IMPORT_LINE.match(l))
-    used = set(_IDENT.findall(body))
-    add([n for n in imported_names(buffer) if n not in used], "import")
     return list(seen.values())
 
 
@@ -158,8 +166,8 @@ def call_site(engram: Engram, name: str, exclude_path: str | None) -> Hit | None
 def completion_hits(engram: Engram, path: str | None, prefix: str, suffix: str, *, named: int = 6,
                     similar: int = 3) -> list[Hit]:
     """Snippets for a completion at the end of ``prefix`` in the document ``path``, most useful first: up to
-    ``named`` definitions (each followed by a call site of the same name) and ``similar`` VSA hits. Never from the
-    document itself; no span twice."""
+    ``named`` definitions, call sites of the first ``CALL_SITES`` of them, and ``similar`` VSA hits. Never from
+    the document itself; no span twice."""
     out: list[Hit] = []
     spans: list[tuple[str, int, int]] = []
 
@@ -170,13 +178,14 @@ def completion_hits(engram: Engram, path: str | None, prefix: str, suffix: str, 
         spans.append((hit.path, hit.start_line, hit.end_line))
         return True
 
-    definitions = 0
+    defined = []
     for candidate in cursor_names(prefix, suffix):
-        if definitions >= named:
+        if len(defined) >= named:
             break
         if keep(definition(engram, candidate.name, path)):
-            definitions += 1
-            keep(call_site(engram, candidate.name, path))
+            defined.append(candidate.name)
+    for name in defined[:CALL_SITES]:  # after every definition: a small prompt keeps the definitions
+        keep(call_site(engram, name, path))
     if similar > 0:
         query = "\n".join(prefix.split("\n")[-QUERY_LINES:])
         if query.strip():

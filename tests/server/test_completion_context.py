@@ -57,12 +57,13 @@ def engram(tmp_path):
     return e
 
 
-def test_cursor_names_put_the_cursor_line_first_then_nearby_then_unused_imports():
-    prefix = ("from .store import open_store, Store\nfrom .util import helper_one, helper_two\n\n\n"
+def test_cursor_names_put_the_cursor_line_first_then_unused_imports_then_nearby():
+    prefix = ("from .store import open_store, Store\nfrom .util import helper_one, helper_two, helper_three\n\n\n"
               "def run(path):\n    data = helper_one(path, mode=3)\n    print(len(data))\n    s = Store.")
-    names = [(c.name, c.why) for c in cursor_names(prefix, "\n    return s\n")]
-    assert names == [("Store", "cursor"), ("helper_one", "near"), ("open_store", "import"),
-                     ("helper_two", "import")]  # not print/len (builtins), data/s/path (local), mode (a keyword)
+    names = [(c.name, c.why) for c in cursor_names(prefix, "\n    return s\n\n\nx = helper_three()\n")]
+    assert names == [("Store", "cursor"), ("helper_three", "import"), ("open_store", "import"),
+                     ("helper_two", "import"), ("helper_one", "near")]
+    # not print/len (builtins), data/s/path (local), mode (a keyword); helper_three is used soonest below
 
 
 def test_imported_names_are_the_bound_names():

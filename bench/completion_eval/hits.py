@@ -1,0 +1,92 @@
+"""Retrieval hit rate without a model: how often the defining span reaches the prompt.
+
+For every target of the evaluation, each retrieval arm's snippets are packed exactly as the worker packs them
+(``prompts.fim_prompt`` with the model's own tokenizer, loaded vocabulary-only) and a target counts as a hit when a
+packed snippet holds the definition's first line. Arms: ``engram`` (the completion context: definitions, call
+sites, then similar code), ``similar`` (``Engram.search`` alone, the context before issue 13), ``bm25``.
+
+Run: ``python -m bench.completion_eval.hits --n 400``. Writes bench/results/completion_hits.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from engram_ls.inference import Snippet
+from engram_ls.inference.models import resolve
+from engram_ls.inference.prompts import fim_prompt
+from engram_ls.retrieval import Engram
+from engram_ls.server.completion_context import QUERY_LINES, completion_hits
+
+from .__main__ import RESULTS, Windows, choose
+
+ARMS = ("engram", "similar", "bm25")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.completion_eval.hits")
+    p.add_argument("--work", type=Path, default=Path("/tmp/engram-completion-eval"))
+    p.add_argument("--n", type=int, default=400)
+    p.add_argument("--context-length", type=int, default=768)
+    p.add_argument("--max-tokens", type=int, default=24)
+    args = p.parse_args()
+    from llama_cpp import Llama
+
+    vocab = Llama(model_path=str(resolve(None)), vocab_only=True, verbose=False)
+
+    def count(text: str) -> int:
+        return len(vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=True))
+
+    targets = choose(args.work, args.n)
+    engrams, windows = {}, {}
+    hits = {arm: 0 for arm in ARMS}
+    snippets_in = {arm: 0 for arm in ARMS}
+    per_project: dict[str, dict] = {}
+    for t in targets:
+        folder = args.work / "projects" / t["project"]
+        if t["project"] not in engrams:
+            engrams[t["project"]] = Engram.open(folder, cache_dir=args.work / "cache-hits")
+            engrams[t["project"]].index_workspace()
+            engrams[t["project"]].save()  # a second run loads the store
+            windows[t["project"]] = Windows(folder)
+        e = engrams[t["project"]]
+        query = "\n".join(t["prefix"].split("\n")[-QUERY_LINES:])
+        found = {
+            "engram": [Snippet(h.path, h.start_line, h.end_line, h.text)
+                       for h in completion_hits(e, t["path"], t["prefix"], t["suffix"])],
+            "similar": [Snippet(h.path, h.start_line, h.end_line, h.text)
+                        for h in e.search(query, 7) if h.path != t["path"]][:3],
+            "bm25": [Snippet(s["path"], s["start_line"], s["end_line"], s["text"])
+                     for s in windows[t["project"]].snippets(t["path"], t["prefix"])],
+        }
+        row = per_project.setdefault(t["project"], {"n": 0} | {arm: 0 for arm in ARMS})
+        row["n"] += 1
+        for arm, snippets in found.items():
+            _, cited = fim_prompt(t["prefix"], t["suffix"], snippets, path=t["path"], n_ctx=args.context_length,
+                                  max_tokens=args.max_tokens, count=count)
+            packed = [snippets[i] for i in cited]
+            snippets_in[arm] += len(packed)
+            hit = any(s.path == d["path"] and s.start_line <= d["start_line"] <= s.end_line
+                      for s in packed for d in t["defined"])
+            hits[arm] += hit
+            row[arm] += hit
+    n = len(targets)
+    result = {"n": n, "context_length": args.context_length, "max_tokens": args.max_tokens,
+              "hit_rate": {arm: round(hits[arm] / n, 4) for arm in ARMS},
+              "snippets_in_prompt": {arm: round(snippets_in[arm] / n, 2) for arm in ARMS},
+              "per_project": per_project}
+    (RESULTS / "completion_hits.json").write_text(json.dumps(result, indent=1))
+    lines = ["| context | definition among the packed snippets | snippets in the prompt |", "|---|---|---|"]
+    lines += [f"| {arm} | {result['hit_rate'][arm]} | {result['snippets_in_prompt'][arm]} |" for arm in ARMS]
+    lines += ["", f"n = {n} targets, context length {args.context_length} (the evaluation's), packed by the "
+              f"model's own tokenizer. Per project: " + ", ".join(
+                  f"{p} {r['engram']}/{r['n']}" for p, r in per_project.items()) + " (engram hits / targets)."]
+    (RESULTS / "completion_hits.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
