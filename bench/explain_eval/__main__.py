@@ -156,6 +156,24 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+async def hover_only(args, hover_snippets) -> int:
+    """Hover first-token latency alone, one model at a time (no other run of ours competing), with the load."""
+    out = {}
+    for key in args.models.split(","):
+        inf = Inference(settings_for(MODELS[key], args.threads))
+        await inf.start()
+        try:
+            load = os.getloadavg()[0]
+            seconds = await hover_latency(inf, hover_snippets, 96)
+            out[key] = {"model": inf.status()["research"]["model"], "hover_first_token_s": seconds,
+                        "load_1min_before": round(load, 1), "load_1min_after": round(os.getloadavg()[0], 1)}
+            print(key, out[key], flush=True)
+        finally:
+            await inf.close()
+        (RESULTS / f"{args.out}.json").write_text(json.dumps(out, indent=1))
+    return 0
+
+
 def merge(out: str) -> int:
     results = {"models": {}}
     for key in MODELS:
@@ -179,6 +197,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1, help="llama.cpp threads for the research worker (default 1: on loaded shared cores, 2 threads spin-waited at a tenth of the speed)")
     p.add_argument("--limit", type=int, default=0, help="only the first N questions (a smoke run)")
     p.add_argument("--out", default="explain")
+    p.add_argument("--hover-only", action="store_true",
+                   help="only the hover first-token latency, per model one after another, into results/<out>.json")
     p.add_argument("--merge", action="store_true",
                    help="only combine results/<out>-<model>.json files (models run as separate processes)")
     args = p.parse_args()
@@ -186,6 +206,8 @@ def main() -> int:
         return merge(args.out)
     questions = load_questions()[:args.limit or None]
     snippets, hover_snippets = retrieve(questions, [f"def {s}():" for s in HOVER_SYMBOLS])
+    if args.hover_only:
+        return asyncio.run(hover_only(args, hover_snippets))
     path = RESULTS / f"{args.out}.json"
     results = json.loads(path.read_text()) if path.exists() else {"models": {}}
     results["questions"] = len(questions)
