@@ -138,6 +138,14 @@ class ChunkTable:
         self.arena_used, self.garbage = len(ids), 0
         self.feat_start[slots] = starts
 
+    def shrink(self) -> None:
+        """Drops the spare capacity that doubling left in the arena (up to half of it) once a large index is done;
+        the next edit grows it again by doubling."""
+        keep = max(4096, self.arena_used + self.arena_used // 16)
+        if len(self.feat_ids) > keep + keep // 4:
+            self.feat_ids = self.feat_ids[:keep].copy()
+            self.feat_w = self.feat_w[:keep].copy()
+
     # -- postings -------------------------------------------------------------------------------------------------
     def build_postings(self, n_features: int) -> None:
         """(Re)builds the postings over every live slot (a numba transpose of the arena, O(entries))."""

@@ -293,6 +293,9 @@ class Engram:
         if relearn:
             self.refresh_semantic()
         if encoded or removed:
+            with self._lock:
+                self.table.shrink()
+                self.features.shrink()
             _return_freed_memory()
         with self._lock:
             if progress is not None:

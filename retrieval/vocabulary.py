@@ -79,6 +79,13 @@ class FeatureTable:
             new[:len(old)] = old
             setattr(self, name, new)
 
+    def shrink(self) -> None:
+        """Drops the columns' spare capacity after a large index (see ``ChunkTable.shrink``)."""
+        keep = max(1024, self._size + self._size // 16)
+        if len(self.role) > keep + keep // 4:
+            for name in ("key", "hv", "role", "df"):
+                setattr(self, name, getattr(self, name)[:keep].copy())
+
     def _find(self, keys: np.ndarray) -> np.ndarray:
         """Ids of keys (int64, -1 where unknown)."""
         out = np.full(len(keys), -1, np.int64)

@@ -396,3 +396,15 @@ def test_find_named_returns_definitions_and_call_sites_through_role_features(tmp
     calls = {(h.path, h.start_line) for h in engram.find_named("parse_header", "c")}
     assert calls == {("a.py", 9), ("b.py", 4)}
     assert engram.find_named("no_such_name", "d") == [] and engram.find_named("parse_header", "x") == []
+
+
+def test_after_an_index_the_columns_hold_little_spare_capacity_and_edits_still_work(tmp_path, cache):
+    for i in range(60):
+        (tmp_path / f"m{i}.py").write_text("".join(f"def f{i}_{j}(x):\n    return x + {j}\n\n\n" for j in range(40)))
+    engram = Engram(tmp_path, cache_dir=cache)
+    engram.index_workspace()
+    t, f = engram.table, engram.features
+    assert len(t.feat_ids) <= max(4096, 1.25 * (t.arena_used + t.arena_used // 16))
+    assert len(f.role) <= max(1024, 1.25 * (f.size + f.size // 16))
+    engram.set_document("m0.py", "def brand_new_name(x):\n    return x\n")
+    assert [h.path for h in engram.search("brand_new_name", 1)] == ["m0.py"]
