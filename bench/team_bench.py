@@ -291,8 +291,10 @@ def ratios(result: dict) -> None:
     shared server's throughput beats local workers at every larger count measured."""
     by = {(p["editors"], p["arm"]): p for p in result["points"]}
     counts = sorted(n for n, arm in by if arm == "shared" and (n, "local") in by)
-    result["ratios"] = {n: {"throughput": round(by[n, "shared"]["completions_per_s"]
-                                                / by[n, "local"]["completions_per_s"], 2),
+    def rate(p: dict) -> float:  # unrounded completions/s
+        return p["completions"] / p["wall_s"]
+
+    result["ratios"] = {n: {"throughput": round(rate(by[n, "shared"]) / rate(by[n, "local"]), 2),
                             "p50": round(by[n, "shared"]["p50_ms"] / by[n, "local"]["p50_ms"], 2),
                             "per_cpu_s": per_cpu(by[n, "shared"], by[n, "local"])}
                         for n in counts}
