@@ -34,14 +34,31 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+_P = int(_POLY)
+_LEN_MIX = 0xD6E8FEB86659FD93
+_SMALL_BATCH = 24          # below this many names the per-name Python loop beats the vectorised pass
+
+
+def _key_one(symbol: str) -> int:
+    """``keys_of`` for one name, in plain Python (Horner's rule for the same polynomial; same result)."""
+    data = symbol.encode("utf-8", "surrogatepass")
+    h = 0
+    for b in data:
+        h = ((h + b) * _P) & _MASK64
+    z = (h + len(data) * _LEN_MIX) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
 def keys_of(symbols: list[str]) -> np.ndarray:
     """64-bit keys of symbol names, shape (n,) uint64: a polynomial hash of each name's UTF-8 bytes mixed with its
     length through splitmix64. Vectorised over one joined buffer (no Python step per byte or per hash), and
     independent of Python's salted ``hash``, so keys (and the HVs seeded by them) are the same in every process.
     The feature table is keyed by these: two names that collide (odds ~n^2 / 2^65) share one feature."""
     n = len(symbols)
-    if n == 0:
-        return np.zeros(0, np.uint64)
+    if n < _SMALL_BATCH:
+        return np.fromiter(map(_key_one, symbols), np.uint64, n)
     data = np.frombuffer(("\0".join(symbols) + "\0").encode("utf-8", "surrogatepass"), np.uint8)
     chars = np.fromiter(map(len, symbols), np.int64, n)
     lengths = chars if len(data) == int(chars.sum()) + n else \
@@ -57,12 +74,12 @@ def keys_of(symbols: list[str]) -> np.ndarray:
         powers[0] = 1
         terms = data.astype(np.uint64) * powers[exponent]
         sums = np.add.reduceat(terms, starts)
-        return _mix(sums + lengths.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93))
+        return _mix(sums + lengths.astype(np.uint64) * np.uint64(_LEN_MIX))
 
 
 def seed_of(symbol: str) -> int:
     """The 64-bit key of one symbol (``keys_of``)."""
-    return int(keys_of([symbol])[0])
+    return _key_one(symbol)
 
 
 def _splitmix64(x: int) -> int:

@@ -37,6 +37,8 @@ def test_batch_keys_equal_one_at_a_time_keys_and_differ_for_different_names(name
     keys = vsa.keys_of(names)
     assert keys.dtype == np.uint64 and len(keys) == len(names)
     assert keys.tolist() == [vsa.seed_of(n) for n in names]     # a batch never depends on its neighbours
+    padded = vsa.keys_of(names + ["pad"] * vsa._SMALL_BATCH)       # the vectorised path equals the per-name one
+    assert padded[:len(names)].tolist() == keys.tolist()
     distinct = dict(zip(names, keys.tolist()))
     assert len(set(distinct.values())) == len(distinct)        # no collision among these (odds ~2^-50)
 
