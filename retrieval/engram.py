@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import fnmatch
 import threading
+from collections import OrderedDict
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from .settings import IndexSettings
 from .vocabulary import FeatureTable
 from .walk import WorkspaceFilter, read_text_file, walk_files
 
+LINES_CACHE_FILES = 64            # closed files whose lines are kept for hit texts
 FAST_PATH_MAX_CHUNKS = 4          # a change touching more chunks than this is re-chunked at once
 SEMANTIC_REFRESH_SHARE = 0.1      # settle() re-learns the semantic layer when this share of chunks changed
 _PEM_MARK = "PRIVATE KEY-----"
@@ -117,6 +119,8 @@ class Engram:
         self.store_path = store_mod.store_path(self.root, cache_dir)
         self.load_warning: str | None = None
         self._lock = threading.RLock()
+        self._lines_lock = threading.Lock()
+        self._lines_cache: OrderedDict[str, tuple[tuple[int, int], list[str] | None]] = OrderedDict()
         self._readers_waiting = 0   # searches waiting for the lock: a long writer lets them in between its steps
         self._filter = WorkspaceFilter(self.root, self.settings)
         self._reset()
@@ -620,12 +624,34 @@ class Engram:
         texts: dict[str, list[str] | None] = dict(open_texts)
         for path, start, end, score in found:
             if path not in texts:
-                text = read_text_file(self.root / path, self.settings.max_file_bytes)
-                texts[path] = split_lines(normalise(text)) if text is not None else None
+                texts[path] = self._file_lines(path)
             lines = texts[path]
             body = redact(chunk_text(lines, start, end)) if lines is not None else ""
             hits.append(Hit(path, start, end, round(score, 6), body))
         return hits
+
+    def _file_lines(self, path: str) -> list[str] | None:
+        """A closed file's lines for hit texts, from a small cache checked against the file's mtime and size (a
+        search reads its hits' files; the same few files answer query after query while one types)."""
+        full = self.root / path
+        try:
+            st = full.stat()
+        except OSError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_size)
+        with self._lines_lock:
+            cached = self._lines_cache.get(path)
+            if cached is not None and cached[0] == stamp:
+                self._lines_cache.move_to_end(path)
+                return cached[1]
+        text = read_text_file(full, self.settings.max_file_bytes)
+        lines = split_lines(normalise(text)) if text is not None else None
+        with self._lines_lock:
+            self._lines_cache[path] = (stamp, lines)
+            self._lines_cache.move_to_end(path)
+            while len(self._lines_cache) > LINES_CACHE_FILES:
+                self._lines_cache.popitem(last=False)
+        return lines
 
     # -- persistence ----------------------------------------------------------------------------------------------
     def snapshot(self) -> dict:

@@ -408,3 +408,16 @@ def test_after_an_index_the_columns_hold_little_spare_capacity_and_edits_still_w
     assert len(f.role) <= max(1024, 1.25 * (f.size + f.size // 16))
     engram.set_document("m0.py", "def brand_new_name(x):\n    return x\n")
     assert [h.path for h in engram.search("brand_new_name", 1)] == ["m0.py"]
+
+
+def test_hit_texts_follow_the_file_on_disk_through_the_lines_cache(tmp_path, cache):
+    import os
+
+    path = tmp_path / "a.py"
+    path.write_text("def alpha_function(x):\n    return x + 1\n")
+    engram = Engram(tmp_path, cache_dir=cache)
+    engram.index_workspace()
+    assert "x + 1" in engram.search("alpha_function", 1)[0].text
+    path.write_text("def alpha_function(x):\n    return x + 2\n")      # same size: the mtime tells it apart
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert "x + 2" in engram.search("alpha_function", 1)[0].text       # not re-indexed: the hit text is re-read
