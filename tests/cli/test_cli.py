@@ -136,7 +136,8 @@ def test_every_argument_has_help_with_its_default_and_test_backends_are_hidden()
             if action.dest == "help" or action.help == "==SUPPRESS==":
                 continue
             assert action.help, (name, action.dest)
-            if action.option_strings:  # an option: its default is said (positionals are required)
+            if action.option_strings and not action.required:  # an option: its default is said (required ones and
+                # positionals have none)
                 assert "default" in action.help, (name, action.dest, action.help)
     text = help_of() + "".join(help_of(c) for c in ("index", "search", "ask", "serve"))
     assert "stub" not in text and "stub-delay" not in text
