@@ -18,6 +18,8 @@ def test_round_trip_gives_identical_results(workspace, cache):
     again = Engram.open(workspace, cache_dir=cache)
     assert again.load_warning is None
     assert again.documents() == e.documents()
+    # every open is followed by an index, which re-encodes nothing here but re-learns the semantic layer (not stored)
+    assert again.index_workspace().encoded_files == 0
     for q in ["download a web page", "shopping cart total", "slugify"]:
         assert [(h.path, h.start_line, h.score) for h in again.search(q, 5)] == \
             [(h.path, h.start_line, h.score) for h in e.search(q, 5)]
