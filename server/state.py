@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,13 +34,23 @@ LOOSE_MAX_FILES = 2000  # a loose folder may be a home or Downloads folder: inde
 SETTLE_DELAY_S = 0.5    # typing pause after which the edited documents' syntax structure is brought up to date
 
 
+def warm_and_freeze() -> None:
+    """Background work at start: numba's start-up (~1.5 s) is paid here, not by an edit or a search; then every
+    object alive (modules, numba's ~100k typing objects) moves to the permanent generation. A full collection had
+    to traverse them all — 0.3 s at load 5, several times that under load, with the GIL held, stalling the event
+    loop whenever an index's allocations triggered one; after the freeze it takes a few ms."""
+    kernels.warm()
+    gc.collect()
+    gc.freeze()
+
+
 class Roots:
     def __init__(self, server: "EngramServer"):
         self.server = server
         self.engrams: dict[Path, Engram] = {}
         self.indexing: dict[Path, asyncio.Task] = {}
         self.background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-index")
-        self.background.submit(kernels.warm)   # numba's start-up (~1.5 s) is paid here, not by an edit or a search
+        self.background.submit(warm_and_freeze)
         self._dirty: dict[str, asyncio.Task] = {}
         self._applying: set[asyncio.Future] = set()
         self._settle_timers: dict[Path, asyncio.TimerHandle] = {}

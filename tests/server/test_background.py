@@ -49,3 +49,18 @@ async def test_a_typing_pause_settles_the_syntax_structure(tmp_path):
         await until(settled, timeout=120, what="the typed function to become its own chunk")
     finally:
         await stop(client)
+
+
+def test_start_up_warms_the_compiled_kernels_and_freezes_what_is_alive():
+    """A full collection must not traverse numba's ~100k start-up objects with the GIL held while an index runs."""
+    import gc
+
+    from engram_ls.retrieval import compiled, kernels
+    from engram_ls.server.state import warm_and_freeze
+
+    try:
+        warm_and_freeze()
+        assert kernels._fast is compiled
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
