@@ -5,7 +5,9 @@ words it shares chunks with. Words used in the same places (``count`` and ``len`
 with similar context vectors, so a query word can reach code that says it differently. Rebuilt on a full index or a
 store load — it is a soft signal and need not follow every keystroke: the engine refreshes it in the background, never
 on a query path. The same refresh builds the static-vector ``MeaningSpace`` of the workspace's words (``meaning``),
-which the default ranking uses; the Random Indexing neighbours are kept for the ranking before it (``ranking.BEFORE``).
+which the default ranking uses; the Random Indexing neighbours serve only the ranking before it (``ranking.BEFORE``),
+so they are learnt only when ``RANDOM_INDEXING`` is set (the benches that compare against that ranking set it): the
+default refresh skips a Python step per word and a (words x 256) matrix.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from . import vsa
 from .meaning import MeaningSpace
 
+RANDOM_INDEXING = False     # learn the Random Indexing context vectors (only the ranking before the meaning channel)
 SEM_DIM = 256
 SEM_ACTIVE = 8
 MIN_DF = 2
@@ -83,6 +86,8 @@ class TermSpace:
         df = np.bincount(chunk_terms, minlength=len(names)) if len(chunk_terms) else np.zeros(len(names), np.int64)
         max_df = max(MIN_DF, int(MAX_DF_FRACTION * n_chunks))
         space.meaning = MeaningSpace.build(chunk_terms, names)
+        if not RANDOM_INDEXING:
+            return space
         candidates = np.flatnonzero((df >= MIN_DF) & (df <= max_df))
         keep = [int(i) for i in candidates if names[i] is not None and len(names[i]) > 1 and not names[i].isdigit()]
         if not keep:

@@ -195,8 +195,11 @@ def test_concurrent_edits_and_searches_do_not_corrupt(workspace, cache):
     assert e.search("VALUE_59", k=1)[0].path == "shop/pricing.py"
 
 
-def test_semantic_layer_links_words_used_together(tmp_path, cache):
+def test_semantic_layer_links_words_used_together(tmp_path, cache, monkeypatch):
     from tests.retrieval.conftest import make_workspace
+    from engram_ls.retrieval import semantic
+
+    monkeypatch.setattr(semantic, "RANDOM_INDEXING", True)     # the layer the ranking before the meaning channel used
 
     words = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta", "zeta", "lambda_"]
     files = {f"m{i}.py": f"def f{i}(items):\n    total_count = len(items)\n    return total_count + {i}\n"

@@ -105,8 +105,11 @@ def test_query_weights_are_idf_times_log_count_times_the_role_boost(workspace, c
     assert any(c > 1 for c in counts.values()) and any(f.startswith("d:") for f in counts)  # both rules exercised
 
 
-def test_the_semantic_layer_adds_neighbours_of_the_rarest_words_at_a_reduced_weight(tmp_path, cache):
+def test_the_semantic_layer_adds_neighbours_of_the_rarest_words_at_a_reduced_weight(tmp_path, cache, monkeypatch):
     from tests.retrieval.conftest import make_workspace
+    from engram_ls.retrieval import semantic
+
+    monkeypatch.setattr(semantic, "RANDOM_INDEXING", True)     # the layer the ranking before the meaning channel used
 
     words = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta", "zeta", "lambda_"]
     files = {f"m{i}.py": f"def f{i}(items):\n    total_count = len(items)\n    return total_count + {i}\n"
