@@ -59,9 +59,22 @@ def drop_typed_indent(text: str, prefix: str) -> str:
     return text[n:]
 
 
+def drop_leading_blank_lines(text: str, prefix: str) -> str:
+    """On a line holding only indentation, blank lines the model starts with add nothing, and the cut at the first
+    blank line (``trim``) would leave nothing at all (seen in real Neovim: every <C-x><C-o> on a fresh indented line
+    came back empty)."""
+    if prefix[prefix.rfind("\n") + 1:].strip():
+        return text
+    while True:
+        nl = text.find("\n")
+        if nl < 0 or text[:nl].strip():
+            return text
+        text = text[nl + 1:]
+
+
 def suggestion(text: str, prefix: str, suffix: str) -> str:
     """The model's text as the editor should insert it."""
-    return drop_typed_indent(trim(text, suffix), prefix)
+    return drop_typed_indent(trim(drop_leading_blank_lines(text, prefix), suffix), prefix)
 
 
 def context_hits(engram, rel: str | None, prefix: str, suffix: str, similar: int) -> list:
@@ -120,23 +133,32 @@ class Completer:
         if self.tickets.get(uri) != ticket:
             return None
         inference = await ls.inference()
-        rid = f"complete-{next(_ids)}"
-        self.running[uri] = rid
-        self.started += 1
-        try:
-            answer = await fill(inference, prefix, suffix, hits, max_tokens=settings.max_tokens, request_id=rid,
-                                path=rel or uri.rsplit("/", 1)[-1], repo=engram.root.name if engram else "workspace")
-        finally:
-            if self.running.get(uri) == rid:
-                del self.running[uri]
-        current = ls.workspace.text_documents.get(uri)
-        if answer.cancelled or self.tickets.get(uri) != ticket or current is None or current.version != version:
-            self.discarded += 1
-            self.wasted_tokens += int(answer.usage.get("completion_tokens", 0))
-            return None  # superseded, or the document moved on: never answer for an outdated version
-        self.returned += 1
-        text = suggestion(answer.text, prefix, suffix)
-        return (text, hits) if text.strip() else None
+        # with snippets first; when that suggestion comes back empty (the 0.5B model, given snippets, sometimes
+        # closes a code block and writes prose: seen in real Neovim on a fresh line after a method), once without
+        for context in ((hits, []) if hits else (hits,)):
+            rid = f"complete-{next(_ids)}"
+            self.running[uri] = rid
+            self.started += 1
+            try:
+                answer = await fill(inference, prefix, suffix, context, max_tokens=settings.max_tokens,
+                                    request_id=rid, path=rel or uri.rsplit("/", 1)[-1],
+                                    repo=engram.root.name if engram else "workspace")
+            finally:
+                if self.running.get(uri) == rid:
+                    del self.running[uri]
+            current = ls.workspace.text_documents.get(uri)
+            text = suggestion(answer.text, prefix, suffix)
+            if answer.cancelled or self.tickets.get(uri) != ticket or current is None or current.version != version \
+                    or not text.strip():
+                self.discarded += 1
+                self.wasted_tokens += int(answer.usage.get("completion_tokens", 0))
+                if text.strip() or answer.cancelled or self.tickets.get(uri) != ticket or current is None \
+                        or current.version != version:
+                    return None  # superseded, or the document moved on: never answer for an outdated version
+                continue
+            self.returned += 1
+            return text, context
+        return None
 
     def stats(self) -> dict:
         return {"started": self.started, "superseded": self.superseded, "returned": self.returned,

@@ -28,3 +28,13 @@ def test_indentation_already_typed_is_not_inserted_again():
     assert drop_typed_indent("def f():", "x = 1\n    ") == "def f():"       # nothing repeated, nothing dropped
     assert drop_typed_indent("  y", "x = 1\n    ") == "y"                  # only as much as was typed
     assert drop_typed_indent("    y", "    x = ") == "    y"               # the line has code: keep the text
+
+
+def test_on_an_indented_empty_line_leading_blank_lines_do_not_empty_the_completion():
+    from engram_ls.server.completion import suggestion
+
+    prefix = "class Cart:\n    def total(self):\n        return 1\n    "
+    model = "\n\n    def __str__(self):\n        return 'cart'\n\n    def other(self): pass"
+    assert suggestion(model, prefix, "\n") == "def __str__(self):\n        return 'cart'"
+    # with code before the cursor a leading newline is the model's own line break: the blank-line cut applies
+    assert suggestion("\n\nx = 1", "    total = ", "\n") == ""
