@@ -686,18 +686,14 @@ def main() -> int:
         (OUT / "retrieval-engine.md").write_text(table + "\n")
         print(table)
         return 0
-    if "--only-cold" in sys.argv:
-        r = in_work_dir(cold_rerun)
-        OUT.mkdir(exist_ok=True)
-        (OUT / "retrieval-cold.json").write_text(json.dumps(r, indent=2))
-        print(r)
-        return 0
-    if "--only-query" in sys.argv:
-        r = in_work_dir(query_rerun)
-        OUT.mkdir(exist_ok=True)
-        (OUT / "retrieval-query.json").write_text(json.dumps(r, indent=2))
-        print(r)
-        return 0
+    for flag, rerun, name in (("--only-cold", cold_rerun, "retrieval-cold.json"),
+                              ("--only-query", query_rerun, "retrieval-query.json")):
+        if flag in sys.argv:
+            r = in_work_dir(rerun)
+            OUT.mkdir(exist_ok=True)
+            (OUT / name).write_text(json.dumps(r, indent=2))
+            print(r)
+            return 0
     if "--only-quality" in sys.argv:
         return quality_rerun()
     work = Path(tempfile.mkdtemp(prefix="engram-bench-"))
