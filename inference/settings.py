@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from .models import SHIPPED
+from .models import SHIPPED, completion_model
 
 BACKENDS = ("llama", "openai", "stub")
 ROLES = ("coding", "research")
@@ -68,8 +68,9 @@ ROLE_SAMPLING = {
 
 @dataclass
 class ModelSettings:
-    """One role's model and its worker pool. ``path=None`` means the shipped default model; ``sampling=None``
-    the role's tuned repetition controls (``ROLE_SAMPLING``)."""
+    """One role's model and its worker pool. ``path=None`` means the shipped default model (for the coding role
+    chosen by the machine: ``InferenceSettings`` fills it in); ``sampling=None`` the role's tuned repetition
+    controls (``ROLE_SAMPLING``)."""
 
     path: str | None = None
     pool_size: int = 1
@@ -103,6 +104,10 @@ class InferenceSettings:
     stub_delay_ms: int = 0               # stub backend only: simulated time per token
 
     def __post_init__(self) -> None:
+        if self.coding.path is None:
+            # completions (and edits) use the 1.5B model where it is installed and the cores allow: it uses
+            # cross-file context far better (issue 13); else the 0.5B model, as before
+            self.coding.path = completion_model(physical_cores())
         for role in ROLES:
             model = getattr(self, role)
             if model.sampling is None:
