@@ -7,23 +7,29 @@ workers — with the same context length (so the same token budget for snippets)
 
 - ``none``: the file's prefix and suffix only;
 - ``engram``: ``--context engram`` (definitions and call sites of the names near the cursor, then similar code);
-- ``bm25``: ``--context given`` with the best 24-line windows of the other files by BM25 (bm25s), queried with the
-  15 lines before the cursor;
-- ``oracle``: ``--context given`` with the defining span itself (its first 20 lines): the ceiling.
+- ``bm25``: ``--context given`` with the best 10-line windows (stride 5) of the other files by BM25 (bm25s),
+  queried with the 15 lines before the cursor, packed into the same budget;
+- ``oracle``: ``--context given`` with the defining span itself — its first lines, as many as the snippet budget
+  holds (counted with the model's tokenizer, through the same prompt builder): the ceiling.
 
 Metrics: exact match of the line, edit similarity, identifier match (the line's identifiers, in order), the needed
 name present; paired bootstrap 95% CI of the engram/none exact-match ratio; retrieval hit rate (a cited snippet
-holds the definition's first line). Targets run in chunks, all four arms per chunk, so a run cut short is still
-paired. Results: bench/results/completion_eval[-TAG].{json,md}.
+holds the definition's first line). Targets run in chunks, all four arms per chunk, so a run cut short (``--stop-at``)
+is still paired; rows are saved as each completion arrives and a rerun with the same settings resumes. Every row
+records the completion-context code it ran with (``context_sha``: the SHA-1 of the imported
+``completion_context.py``), and a rerun refuses rows made with other settings. Results:
+bench/results/completion_eval[-TAG].{json,md}.
 
-Run: ``nice -n 10 python -m bench.completion_eval --prepare --n 200`` (``--prepare`` pip-downloads the projects
-into --work; later runs reuse them).
+Run: ``taskset -c 1 nice -n 5 python -m bench.completion_eval --prepare --n 200`` (``--prepare`` pip-downloads the
+projects into --work; later runs reuse them).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import difflib
+import hashlib
 import json
 import os
 import random
@@ -36,16 +42,20 @@ from pathlib import Path
 
 import numpy as np
 
+from engram_ls.inference.models import models_dir
+from engram_ls.server import completion_context
+
 from .targets import project_targets
+
+CONTEXT_SHA = hashlib.sha1(Path(completion_context.__file__).read_bytes()).hexdigest()[:10]
 
 PROJECTS = {"a2a-sdk": "1.3.0", "any-llm-sdk": "1.40.2", "openai-agents": "0.24.0", "pydocket": "0.27.2",
             "smolagents": "1.26.0", "strands-agents": "1.62.0"}
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
-ARMS = ("none", "engram", "bm25", "oracle")
+ARMS = ("none", "engram", "oracle", "bm25")   # the order they run in: the main comparison first
 SEED = 13
-CHUNK = 6
-WINDOW, STRIDE, QUERY_LINES, BM25_K = 24, 12, 15, 8
+WINDOW, STRIDE, QUERY_LINES, BM25_K = 10, 5, 15, 12
 ORACLE_LINES = 20
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -112,22 +122,52 @@ class Windows:
         return out
 
 
-def oracle(folder: Path, target: dict) -> list[dict]:
+def oracle(folder: Path, target: dict, fits) -> list[dict]:
+    """The definition's first lines (at most ``ORACLE_LINES``), as many as the prompt builder packs: a snippet that
+    does not fit the budget would be dropped whole and the oracle would be ``none``."""
     span = target["defined"][0]
     lines = (folder / span["path"]).read_text(encoding="utf-8", errors="replace").split("\n")
-    end = min(span["end_line"], span["start_line"] + ORACLE_LINES - 1)
-    return [{"path": span["path"], "start_line": span["start_line"], "end_line": end,
-             "text": "\n".join(lines[span["start_line"] - 1:end])}]
+    for end in range(min(span["end_line"], span["start_line"] + ORACLE_LINES - 1), span["start_line"] - 1, -1):
+        snippet = {"path": span["path"], "start_line": span["start_line"], "end_line": end,
+                   "text": "\n".join(lines[span["start_line"] - 1:end])}
+        if fits(target, snippet):
+            return [snippet]
+    return [snippet]
 
 
-def run_arm(arm: str, folder: Path, items: list[dict], args, cache: Path, windows: dict) -> list[dict]:
+def budget_check(args):
+    """``fits(target, snippet)``: whether the worker's prompt builder, with the model's own tokenizer (loaded
+    vocabulary-only), packs the snippet into this run's prompt."""
+    from llama_cpp import Llama
+
+    from engram_ls.inference import Snippet
+    from engram_ls.inference.models import resolve
+    from engram_ls.inference.prompts import fim_prompt
+
+    vocab = Llama(model_path=str(resolve(args.model)), vocab_only=True, verbose=False)
+
+    def count(text: str) -> int:
+        return len(vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=True))
+
+    def fits(target: dict, s: dict) -> bool:
+        _, cited = fim_prompt(target["prefix"], target["suffix"],
+                              [Snippet(s["path"], s["start_line"], s["end_line"], s["text"])], path=target["path"],
+                              repo=target["project"], n_ctx=args.context_length, max_tokens=args.max_tokens,
+                              count=count)
+        return bool(cited)
+
+    return fits
+
+
+def run_arm(arm: str, folder: Path, items: list[dict], args, cache: Path, windows: dict, fits, save) -> None:
+    """One ``engram-ls complete`` run for ``items``; ``save(row)`` gets each row as its line arrives."""
     requests = []
     for t in items:
         r = {"id": t["id"], "path": t["path"], "prefix": t["prefix"], "suffix": t["suffix"]}
         if arm == "bm25":
             r["snippets"] = windows[folder.name].snippets(t["path"], t["prefix"])
         elif arm == "oracle":
-            r["snippets"] = oracle(folder, t)
+            r["snippets"] = oracle(folder, t, fits)
         requests.append(r)
     req_file = cache / f"requests-{arm}.jsonl"
     req_file.write_text("".join(json.dumps(r) + "\n" for r in requests))
@@ -137,15 +177,22 @@ def run_arm(arm: str, folder: Path, items: list[dict], args, cache: Path, window
            str(args.context_length), "--json"]
     if args.model:
         cmd += ["--model-path", args.model]
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, ENGRAM_LS_CACHE=str(cache)))
+    # the stores go to the scratch cache; the models stay where they are (ENGRAM_LS_CACHE alone would move them)
+    env = dict(os.environ, ENGRAM_LS_CACHE=str(cache), ENGRAM_LS_MODELS=str(models_dir()))
+    started = last = time.perf_counter()
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        for line in proc.stdout:
+            if line.strip():
+                now = time.perf_counter()
+                row = json.loads(line)
+                # seconds: since the previous answer (the first includes start-up: model load, index open)
+                row.update(arm=arm, seconds=round(now - last, 3), first=last == started,
+                           context_sha=CONTEXT_SHA)
+                last = now
+                save(row)
+        err = proc.stderr.read()
     if proc.returncode != 0:
-        raise SystemExit(f"engram-ls complete failed ({arm}): {proc.stderr.strip()}")
-    seconds = time.perf_counter() - started
-    out = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-    for o in out:
-        o["arm"], o["seconds"] = arm, seconds / max(1, len(out))
-    return out
+        raise SystemExit(f"engram-ls complete failed ({arm}): {err.strip()}")
 
 
 def identifiers(text: str) -> list[str]:
@@ -168,22 +215,33 @@ def bootstrap_ratio(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n: i
     ratios = []
     for _ in range(n):
         idx = rng.integers(0, len(a), len(a))
-        den = b[idx].mean()
-        ratios.append(a[idx].mean() / den if den else np.inf)
-    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+        num, den = a[idx].mean(), b[idx].mean()
+        if den or num:  # 0 / 0 resamples say nothing
+            ratios.append(num / den if den else np.inf)
+    if not ratios:
+        return float("nan"), float("nan")
+    return tuple(round(float(np.percentile(ratios, q, method="nearest")), 3) for q in (2.5, 97.5))
+
+
+def bootstrap_diff(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n: int = 2000) -> tuple[float, float]:
+    """95% CI of mean(a) - mean(b) over targets resampled in pairs (defined when the ratio's denominator is 0)."""
+    diffs = [float((a[idx] - b[idx]).mean()) for idx in (rng.integers(0, len(a), len(a)) for _ in range(n))]
+    return round(float(np.percentile(diffs, 2.5)), 4), round(float(np.percentile(diffs, 97.5)), 4)
 
 
 def report(targets: dict[int, dict], rows: list[dict], meta: dict, tag: str) -> dict:
     done = {}
     for r in rows:
         done.setdefault(r["id"], {})[r["arm"]] = r
-    ids = sorted(i for i, arms in done.items() if set(arms) == set(ARMS))
+    ids = sorted(i for i, arms in done.items() if i in targets and set(arms) == set(ARMS))
     table = {arm: {k: np.array([score(targets[i], done[i][arm])[k] for i in ids]) for k in
                    ("exact", "edit", "ident", "name", "hit")} for arm in ARMS}
     rng = np.random.default_rng(SEED)
     summary = {arm: {k: round(float(v.mean()), 4) if len(v) else None for k, v in cols.items()}
                | {"seconds_per_completion": round(float(np.mean([done[i][arm]["seconds"] for i in ids])), 2)
-                  if ids else None}
+                  if ids else None,
+                  "seconds_median_warm": round(float(np.median([done[i][arm]["seconds"] for i in ids
+                                                                 if not done[i][arm].get("first")] or [0])), 2)}
                for arm, cols in table.items()}
     em = {arm: table[arm]["exact"] for arm in ARMS}
     result = {**meta, "n": len(ids), "arms": summary,
@@ -192,6 +250,10 @@ def report(targets: dict[int, dict], rows: list[dict], meta: dict, tag: str) -> 
               "engram_over_none_exact_ci95": bootstrap_ratio(em["engram"], em["none"], rng) if ids else None,
               "engram_over_bm25_exact": round(float(em["engram"].mean() / em["bm25"].mean()), 3)
               if len(ids) and em["bm25"].mean() else None,
+              "engram_over_bm25_exact_ci95": bootstrap_ratio(em["engram"], em["bm25"], rng) if ids else None,
+              "oracle_over_none_exact_ci95": bootstrap_ratio(em["oracle"], em["none"], rng) if ids else None,
+              "engram_minus_none_exact_ci95": bootstrap_diff(em["engram"], em["none"], rng) if ids else None,
+              "context_sha": sorted({done[i][arm].get("context_sha") or "?" for i in ids for arm in ARMS}),
               "share_of_oracle_gain": round(float((em["engram"].mean() - em["none"].mean())
                                                   / (em["oracle"].mean() - em["none"].mean())), 3)
               if len(ids) and em["oracle"].mean() > em["none"].mean() else None,
@@ -204,20 +266,44 @@ def report(targets: dict[int, dict], rows: list[dict], meta: dict, tag: str) -> 
     stem = f"completion_eval{'-' + tag if tag else ''}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
     lines = ["| arm | exact match | edit similarity | identifier match | needed name written | definition among "
-             "the snippets | s / completion |", "|---|---|---|---|---|---|---|"]
+             "the snippets | s / completion (mean, with start-up) | s (median, warm) |",
+             "|---|---|---|---|---|---|---|---|"]
     for arm in ARMS:
         s = summary[arm]
         lines.append(f"| {arm} | {s['exact']} | {s['edit']} | {s['ident']} | {s['name']} | "
-                     f"{s['hit'] if arm != 'none' else '–'} | {s['seconds_per_completion']} |")
-    ci = result["engram_over_none_exact_ci95"]
+                     f"{s['hit'] if arm != 'none' else '–'} | {s['seconds_per_completion']} | "
+                     f"{s['seconds_median_warm']} |")
+    ci, ci_b, ci_d = (result[k] for k in ("engram_over_none_exact_ci95", "engram_over_bm25_exact_ci95",
+                                          "engram_minus_none_exact_ci95"))
     lines += ["", f"n = {len(ids)} targets ({', '.join(f'{p} {c}' for p, c in result['per_project'].items())}); "
               f"model {meta['model']}, context length {meta['context_length']}, max {meta['max_tokens']} tokens, "
-              f"one line, greedy; measured under load.",
+              f"one line, greedy; `{meta.get('command', '')}`; load average {meta.get('load_start', '?')} at the "
+              f"start, {meta.get('load_now', '?')} at this report; completion context "
+              f"{', '.join(result['context_sha'])} (SHA-1 of completion_context.py, first 10).",
               f"Exact match engram / none: {result['engram_over_none_exact']} (paired bootstrap 95% CI "
-              f"{ci[0]:.2f}–{ci[1]:.2f}); engram / BM25: {result['engram_over_bm25_exact']}; engram's share of "
-              f"the oracle's gain over none: {result['share_of_oracle_gain']}." if ci else "No complete targets."]
+              f"{ci[0]:.2f}–{ci[1]:.2f}; difference {ci_d[0]:+.3f} to {ci_d[1]:+.3f}); engram / BM25: "
+              f"{result['engram_over_bm25_exact']} (CI {ci_b[0]:.2f}–{ci_b[1]:.2f}); engram's share of the "
+              f"oracle's gain over none: {result['share_of_oracle_gain']}." if ci else "No complete targets."]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     return result
+
+
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def now_utc() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def stop_time(hhmm: str | None) -> datetime.datetime | None:
+    """Today's (or, if already past by more than 12 hours, tomorrow's) ``HH:MM`` UTC."""
+    if not hhmm:
+        return None
+    now = datetime.datetime.now(datetime.timezone.utc)
+    h, m = map(int, hhmm.split(":"))
+    t = now.replace(hour=h, minute=m, second=0, microsecond=0)
+    return t + datetime.timedelta(days=1) if t < now - datetime.timedelta(hours=12) else t
 
 
 def main() -> int:
@@ -229,7 +315,9 @@ def main() -> int:
     p.add_argument("--model", help="GGUF path or shipped model name (default: the shipped 0.5B)")
     p.add_argument("--context-length", type=int, default=1024)
     p.add_argument("--max-tokens", type=int, default=24)
-    p.add_argument("--tag", default="", help="suffix of the results files (e.g. 1.5b)")
+    p.add_argument("--tag", default="", help="suffix of the results and rows files (e.g. 1.5b)")
+    p.add_argument("--chunk", type=int, default=6, help="targets per project and arm in one engram-ls run")
+    p.add_argument("--stop-at", help="UTC time HH:MM after which no new chunk starts (the run stays paired)")
     args = p.parse_args()
     if args.prepare:
         prepare(args.work)
@@ -238,33 +326,49 @@ def main() -> int:
     cache = args.work / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     rows_file = cache / f"rows{'-' + args.tag if args.tag else ''}.jsonl"
+    settings = {"model": args.model or "qwen2.5-coder-0.5b-instruct", "context_length": args.context_length,
+                "max_tokens": args.max_tokens, "projects": PROJECTS, "seed": SEED,
+                "bm25": [WINDOW, STRIDE, QUERY_LINES, BM25_K], "oracle_lines": ORACLE_LINES}
+    settings_file = rows_file.with_suffix(".settings.json")
+    if rows_file.exists() and json.loads(settings_file.read_text()) != settings:
+        raise SystemExit(f"{rows_file} holds rows made with other settings ({settings_file}): use another --tag")
+    settings_file.write_text(json.dumps(settings))
     rows = [json.loads(l) for l in rows_file.read_text().splitlines()] if rows_file.exists() else []
     have = {(r["id"], r["arm"]) for r in rows}
-    meta = {"model": args.model or "qwen2.5-coder-0.5b-instruct", "context_length": args.context_length,
-            "max_tokens": args.max_tokens, "projects": PROJECTS, "seed": SEED}
+    meta = {**settings, "command": " ".join(["python -m bench.completion_eval", *sys.argv[1:]]),
+            "load_start": load(), "started": now_utc()}
+    deadline = stop_time(args.stop_at)
+    fits = budget_check(args)
+
+    def save(row: dict) -> None:
+        with rows_file.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        rows.append(row)
+        have.add((row["id"], row["arm"]))
+
     windows: dict = {}
     per_project: dict[str, list[dict]] = {}
     for t in targets:
         per_project.setdefault(t["project"], []).append(t)
-    rounds = max(len(v) for v in per_project.values()) // CHUNK + 1
-    for r in range(rounds):  # a round: CHUNK targets of every project, all four arms
+    rounds = max(len(v) for v in per_project.values()) // args.chunk + 1
+    for r in range(rounds):  # a round: --chunk targets of every project, all four arms
         for project, pool in per_project.items():
-            items = pool[r * CHUNK:(r + 1) * CHUNK]
-            if not items:
+            items = pool[r * args.chunk:(r + 1) * args.chunk]
+            if not items or all((t["id"], arm) in have for t in items for arm in ARMS):
                 continue
+            if deadline and datetime.datetime.now(datetime.timezone.utc) >= deadline:
+                print(f"stopped at --stop-at {args.stop_at}", flush=True)
+                report(by_id, rows, meta | {"load_now": load(), "stopped": now_utc()}, args.tag)
+                return 0
             folder = args.work / "projects" / project
             if project not in windows:
                 windows[project] = Windows(folder)
             for arm in ARMS:
                 todo = [t for t in items if (t["id"], arm) not in have]
-                if not todo:
-                    continue
-                new = run_arm(arm, folder, todo, args, cache, windows)
-                with rows_file.open("a") as f:
-                    f.writelines(json.dumps(r) + "\n" for r in new)
-                rows += new
-                have.update((r["id"], arm) for r in new)
-        result = report(by_id, rows, meta, args.tag)
+                if todo:
+                    run_arm(arm, folder, todo, args, cache, windows, fits, save)
+            report(by_id, rows, meta | {"load_now": load()}, args.tag)
+        result = report(by_id, rows, meta | {"load_now": load()}, args.tag)
         print(f"{result['n']} targets done: " + ", ".join(f"{a} {result['arms'][a]['exact']}" for a in ARMS),
               flush=True)
     return 0
