@@ -6,8 +6,11 @@ not know the signature of a function, class or method defined in another file. S
 1. the definitions of the names the cursor needs (those on its line first, then the names the file imports but
    has not used above the cursor — the likely first use — soonest used below it first, then the names of the
    lines around it), found exactly by ``Engram.find_named(name, "d")``;
-2. a call site in another file of the first few (``find_named(name, "c")``), which teaches the arguments;
-3. VSA-similar code (``Engram.search``) for what names cannot find.
+2. outlines of the receivers in view — the class of ``x`` in ``x = Foo(...)``, ``x: Foo``, ``self.x: Foo``, a
+   parameter's annotation, the bases of ``self``'s class, an imported class or project module — so an
+   ``x.method(...)`` whose method name appears nowhere in the file still meets its signature;
+3. a call site in another file of the first few (``find_named(name, "c")``), which teaches the arguments;
+4. VSA-similar code (``Engram.search``) for what names cannot find.
 
 Each snippet is narrowed to the lines that matter (a definition's signature and docstring, a call's neighbours),
 so a dozen fit where two whole classes would not. The prompt builder packs them by the model's own token count in
@@ -30,6 +33,9 @@ DEF_LINES = 8           # a definition's snippet: its first line and what follow
 CALL_CONTEXT = 2        # lines either side of a call site
 CALL_SITES = 3          # call sites, for the first names defined
 QUERY_LINES = 12        # the VSA query: the last lines of the prefix
+OUTLINES = 2            # receiver outlines
+OUTLINE_MEMBERS = 8     # member lines in an outline (after its class line)
+OUTLINE_AT = 6          # receiver outlines come after this many definitions
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMPORT_FROM = re.compile(r"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+([\w \t,]+)$", re.MULTILINE)
@@ -44,9 +50,20 @@ _BOUND = re.compile(r"\bfor\s+([\w, ()]+?)\s+in\b|\bas\s+([A-Za-z_]\w*)|\blambda
 _IMPORT_LINE = re.compile(r"\s*(from|import)\b")
 _KEYWORD_ARG = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)")
 _STRING = re.compile(r"(\"\"\"|''')[\s\S]*?\1|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|#[^\n]*")
+_RECEIVER = re.compile(r"(?<![\w.])((?:self\.)?[A-Za-z_]\w*)\.(?=[A-Za-z_])")
+_CONSTRUCTED = re.compile(r"^[ \t]*((?:self\.)?\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(?:await[ \t]+)?"
+                          r"(?:\w+\.)*([A-Z]\w*)(?:\.\w+)?[ \t]*\(", re.MULTILINE)
+_ANNOTATED = re.compile(r"((?:self\.)?[A-Za-z_]\w*)[ \t]*:[ \t]*([\w\[\]., |\"']+?)[ \t]*(?=[=,)\n]|$)",
+                        re.MULTILINE)
+_CLASS_LINE = re.compile(r"^([ \t]*)class[ \t]+(\w+)[ \t]*(?:\(([^)]*)\))?", re.MULTILINE)
+_MEMBER = re.compile(r"(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)|(\w+)[ \t]*(?::[^=\n]+)?=(?!=)|(\w+)[ \t]*:[^\n]")
+_FROM_MODULE = re.compile(r"^[ \t]*from[ \t]+([\w.]+)[ \t]+import[ \t]+\(?([\w \t,\n]+)\)?", re.MULTILINE)
 COMMON = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | frozenset(
     "self cls this super true false null undefined none async await typing Any Optional List Dict Set Tuple "
     "Union Callable Iterable Iterator Sequence Mapping".split())
+TYPING = frozenset("Any Optional List Dict Set Tuple Union Callable Iterable Iterator Sequence Mapping Literal "
+                   "Awaitable AsyncIterator AsyncGenerator Generator Type ClassVar Final Annotated None "
+                   "object Exception BaseException Protocol Generic ABC".split())
 
 
 @dataclass(frozen=True)
@@ -163,11 +180,164 @@ def call_site(engram: Engram, name: str, exclude_path: str | None) -> Hit | None
     return None
 
 
+def _types(annotation: str) -> list[str]:
+    """Class names an annotation or constructor mentions (``Optional[Foo] | "Bar"`` gives Foo, Bar)."""
+    return [n for n in _IDENT.findall(annotation) if n[0].isupper() and n not in TYPING]
+
+
+def receiver_classes(prefix: str, suffix: str) -> list[tuple[str, str]]:
+    """What the objects near the cursor are: ``(kind, name)`` pairs, ``("class", Foo)`` or ``("module", name)``,
+    nearest receiver first. A receiver is a name read with a dot (``x.``, ``self.x.``) in the lines around the
+    cursor, or bound there with a known type; its class comes from ``x = Foo(...)`` / ``Foo.create(...)``, an
+    annotation (``x: Foo``, a parameter's, ``self.x: Foo``), the bases of the enclosing class for ``self``, or the
+    import itself (an imported class, or a module of the project). Imported lower-case names come last, as
+    possible modules."""
+    buffer = prefix + suffix
+    types: dict[str, list[str]] = {}
+    for m in _CONSTRUCTED.finditer(_code(buffer)):
+        types.setdefault(m.group(1), [m.group(2)])
+    for m in _ANNOTATED.finditer(_code(buffer)):
+        found = _types(m.group(2))
+        if found:
+            types.setdefault(m.group(1), found)
+    head = prefix.rpartition("\n")[0]
+    classes = list(_CLASS_LINE.finditer(head))
+    if classes:  # ``self`` is an instance of the enclosing class (the last one above), so of its bases
+        types["self"] = _types(classes[-1].group(3) or "")
+    imported = imported_names(buffer)
+    above = _code(head).split("\n")[-WINDOW_LINES:]
+    below = _code(suffix).split("\n")[:SUFFIX_LINES + 1]
+    order: list[str] = []
+    for i in range(max(len(above), len(below))):  # nearest lines first, above before below
+        for line in ([above[-1 - i]] if i < len(above) else []) + ([below[i]] if i < len(below) else []):
+            order += [r for r in _RECEIVER.findall(line) + _bound_name(line) if r not in order]
+    out: list[tuple[str, str]] = []
+    for r in order + [r for r in types if r not in order]:
+        for kind_name in ([("class", t) for t in types.get(r, [])]
+                          or ([("class", r)] if r in imported and r[0].isupper() else
+                              [("module", r)] if r in imported else [])):
+            if kind_name not in out:
+                out.append(kind_name)
+    # then the imported names not seen as receivers that may be project modules (``from pkg import store``)
+    out += [("module", r) for r in imported if r[0].islower() and ("module", r) not in out]
+    return out
+
+
+def _bound_name(line: str) -> list[str]:
+    """Names a line binds (an assignment's target, a parameter): receivers the next lines are likely to use."""
+    m = re.match(r"[ \t]*((?:self\.)?\w+)[ \t]*(?::[^=\n]*)?=(?!=)", line)
+    return [m.group(1)] if m else []
+
+
+def _outline(path: str, lines: list[str], start: int, buffer_names: set[str], suffix_names: set[str]) -> Hit | None:
+    """The class (or module, ``start`` -1) at ``lines[start]``: its line and up to ``OUTLINE_MEMBERS`` member lines
+    (methods' first lines, fields, constants) of its body's first level. Members the buffer names only below the
+    cursor come first, then those it never names: a first use is what the buffer cannot show."""
+    if start >= 0:
+        indent = len(lines[start]) - len(lines[start].lstrip())
+        body_indent, end = None, len(lines)
+        for j in range(start + 1, len(lines)):
+            text = lines[j]
+            if not text.strip():
+                continue
+            level = len(text) - len(text.lstrip())
+            if level <= indent:
+                end = j
+                break
+            body_indent = level if body_indent is None else body_indent
+        members = [j for j in range(start + 1, end) if body_indent is not None
+                   and len(lines[j]) - len(lines[j].lstrip()) == body_indent]
+    else:
+        members = [j for j, text in enumerate(lines) if text and not text[0].isspace()]
+    named, in_string = [], False
+    for j in members:
+        quotes = lines[j].count('"""') + lines[j].count("'''")
+        was, in_string = in_string, in_string != (quotes % 2 == 1)
+        if was or quotes:  # a docstring's lines are not members
+            continue
+        m = _MEMBER.match(lines[j].strip())
+        name = m and next((g for g in m.groups() if g), None)
+        if name and not name.startswith("__"):
+            rank = 0 if name in suffix_names else 1 if name not in buffer_names else 2
+            named.append((rank, j))
+    keep = sorted(j for _, j in sorted(named)[:OUTLINE_MEMBERS])
+    shown = ([start] if start >= 0 else []) + keep
+    if not shown:
+        return None
+    text = "\n".join(lines[j] for j in shown)
+    return Hit(path, shown[0] + 1, shown[-1] + 1, 0.0, text)
+
+
+def receiver_outlines(engram: Engram, path: str | None, prefix: str, suffix: str, limit: int = OUTLINES) -> list[Hit]:
+    """Outlines of the classes and project modules of the receivers near the cursor (``receiver_classes``)."""
+    out: list[Hit] = []
+    buffer_names = set(_IDENT.findall(_code(prefix)))
+    suffix_names = set(_IDENT.findall(_code(suffix))) - buffer_names
+    buffer_names |= suffix_names
+    modules = _module_paths(prefix + suffix)
+    for kind, name in receiver_classes(prefix, suffix):
+        if len(out) >= limit:
+            break
+        hit = None
+        if kind == "class":
+            for found in engram.find_named(name, "d", k=4, exclude_path=path):
+                lines = (engram.document_text(found.path) or "").split("\n")
+                at = next((found.start_line - 1 + i for i, text in enumerate(found.text.split("\n"))
+                           if re.match(rf"[ \t]*class[ \t]+{re.escape(name)}\b", text)), None)
+                if at is not None and at < len(lines):
+                    hit = _outline(found.path, lines, at, buffer_names, suffix_names)
+                    break
+        elif not modules.get(name, "").startswith("__future__"):
+            doc = _module_document(engram, modules.get(name, name), path)
+            if doc is not None:
+                hit = _outline(doc, (engram.document_text(doc) or "").split("\n"), -1, buffer_names, suffix_names)
+        if hit is not None:
+            out.append(hit)
+    return out
+
+
+def _module_paths(text: str) -> dict[str, str]:
+    """Bound name -> dotted module path for ``from a.b import c`` (``a.b.c``, maybe a module) and ``import a.b as
+    c``."""
+    out = {}
+    for module, names in _FROM_MODULE.findall(text):
+        for part in names.replace("\n", ",").split(","):
+            words = part.split()
+            if words:
+                out[words[-1]] = f"{module.rstrip('.')}.{words[0]}".lstrip(".")
+    for group in _IMPORT.findall(text):
+        for part in group.split(","):
+            words = part.split()
+            if len(words) == 3 and words[1] == "as":
+                out[words[2]] = words[0]
+    return out
+
+
+def _module_document(engram: Engram, dotted: str, exclude: str | None) -> str | None:
+    """The project file of a dotted module path: the document whose path ends like it, longest match first."""
+    parts = dotted.split(".")
+    best, best_len = None, 0
+    for doc in engram.documents():
+        if doc == exclude or not doc.endswith(".py"):
+            continue
+        stem = doc[:-3].split("/")
+        if stem[-1] == "__init__":
+            stem = stem[:-1]
+        if not stem or stem[-1] != parts[-1]:
+            continue
+        n = 0
+        while n < min(len(stem), len(parts)) and stem[-1 - n] == parts[-1 - n]:
+            n += 1
+        if n > best_len:
+            best, best_len = doc, n
+    return best
+
+
 def completion_hits(engram: Engram, path: str | None, prefix: str, suffix: str, *, named: int = 6,
-                    similar: int = 3) -> list[Hit]:
+                    similar: int = 3, outline_at: int = OUTLINE_AT) -> list[Hit]:
     """Snippets for a completion at the end of ``prefix`` in the document ``path``, most useful first: up to
-    ``named`` definitions, call sites of the first ``CALL_SITES`` of them, and ``similar`` VSA hits. Never from
-    the document itself; no span twice."""
+    ``named`` definitions (a receiver's class as its outline) with the receiver outlines after the first
+    ``outline_at`` of them, call sites of the first ``CALL_SITES`` names defined, and ``similar`` VSA hits. Never from the document itself; no span twice."""
     out: list[Hit] = []
     spans: list[tuple[str, int, int]] = []
 
@@ -178,12 +348,22 @@ def completion_hits(engram: Engram, path: str | None, prefix: str, suffix: str, 
         spans.append((hit.path, hit.start_line, hit.end_line))
         return True
 
+    outlines = receiver_outlines(engram, path, prefix, suffix)
+    by_start = {(h.path, h.start_line): h for h in outlines}
     defined = []
     for candidate in cursor_names(prefix, suffix):
         if len(defined) >= named:
             break
-        if keep(definition(engram, candidate.name, path)):
+        if len(defined) == outline_at:
+            for hit in outlines:
+                keep(hit)
+        hit = definition(engram, candidate.name, path)
+        if hit is not None and (hit.path, hit.start_line) in by_start:  # a receiver's class: its outline instead
+            hit = by_start[(hit.path, hit.start_line)]
+        if keep(hit):
             defined.append(candidate.name)
+    for hit in outlines:  # (again: a span already kept is skipped)
+        keep(hit)
     for name in defined[:CALL_SITES]:  # after every definition: a small prompt keeps the definitions
         keep(call_site(engram, name, path))
     if similar > 0:

@@ -2,22 +2,26 @@
 
 For every target of the evaluation, each retrieval arm's snippets are packed exactly as the worker packs them
 (``prompts.fim_prompt`` with the model's own tokenizer, loaded vocabulary-only) and a target counts as a hit when a
-packed snippet holds the definition's first line. Arms: ``engram`` (the completion context: definitions, call
+packed snippet holds the definition's first line (its span covers the line and its text shows it: an outline
+shows only some lines of its span). Arms: ``engram`` (the completion context: definitions, call
 sites, then similar code), ``similar`` (``Engram.search`` alone, the context before issue 13), ``bm25``.
 
-Run: ``python -m bench.completion_eval.hits --n 400``. Writes bench/results/completion_hits.{json,md}.
+Run: ``python -m bench.completion_eval.hits --n 400``. Writes bench/results/completion_hits[-TAG].{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import re
 from pathlib import Path
 
 from engram_ls.inference import Snippet
 from engram_ls.inference.models import resolve
 from engram_ls.inference.prompts import fim_prompt
 from engram_ls.retrieval import Engram
+from engram_ls.server import completion_context
 from engram_ls.server.completion_context import QUERY_LINES, completion_hits
 
 from .__main__ import RESULTS, Windows, choose
@@ -31,7 +35,11 @@ def main() -> int:
     p.add_argument("--n", type=int, default=400)
     p.add_argument("--context-length", type=int, default=768)
     p.add_argument("--max-tokens", type=int, default=24)
+    p.add_argument("--tag", default="", help="suffix of the results files")
+    p.add_argument("--outline-at", type=int, help="receiver outlines after this many definitions (default: the "
+                   "completion context's)")
     args = p.parse_args()
+    sha = hashlib.sha1(Path(completion_context.__file__).read_bytes()).hexdigest()[:10]
     from llama_cpp import Llama
 
     vocab = Llama(model_path=str(resolve(None)), vocab_only=True, verbose=False)
@@ -39,11 +47,13 @@ def main() -> int:
     def count(text: str) -> int:
         return len(vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=True))
 
+    options = {} if args.outline_at is None else {"outline_at": args.outline_at}
     targets = choose(args.work, args.n)
     engrams, windows = {}, {}
     hits = {arm: 0 for arm in ARMS}
     snippets_in = {arm: 0 for arm in ARMS}
     per_project: dict[str, dict] = {}
+    by_kind: dict[str, list[int]] = {}   # "x.name" (after a dot) or "name": [engram hits, targets]
     for t in targets:
         folder = args.work / "projects" / t["project"]
         if t["project"] not in engrams:
@@ -55,7 +65,7 @@ def main() -> int:
         query = "\n".join(t["prefix"].split("\n")[-QUERY_LINES:])
         found = {
             "engram": [Snippet(h.path, h.start_line, h.end_line, h.text)
-                       for h in completion_hits(e, t["path"], t["prefix"], t["suffix"])],
+                       for h in completion_hits(e, t["path"], t["prefix"], t["suffix"], **options)],
             "similar": [Snippet(h.path, h.start_line, h.end_line, h.text)
                         for h in e.search(query, 7) if h.path != t["path"]][:3],
             "bm25": [Snippet(s["path"], s["start_line"], s["end_line"], s["text"])
@@ -69,23 +79,38 @@ def main() -> int:
             packed = [snippets[i] for i in cited]
             snippets_in[arm] += len(packed)
             hit = any(s.path == d["path"] and s.start_line <= d["start_line"] <= s.end_line
-                      for s in packed for d in t["defined"])
+                      and first_line(folder, d) in s.text.split("\n") for s in packed for d in t["defined"])
             hits[arm] += hit
             row[arm] += hit
+            if arm == "engram":
+                kind = by_kind.setdefault("x.name" if re.search(rf"\.{t['name']}\b", t["target"]) else "name",
+                                          [0, 0])
+                kind[0] += hit
+                kind[1] += 1
     n = len(targets)
-    result = {"n": n, "context_length": args.context_length, "max_tokens": args.max_tokens,
+    result = {"n": n, "context_length": args.context_length, "max_tokens": args.max_tokens, "context_sha": sha,
+              "options": options,
+              "engram_by_kind": {k: {"hits": h, "n": m, "rate": round(h / m, 4)} for k, (h, m) in by_kind.items()},
               "hit_rate": {arm: round(hits[arm] / n, 4) for arm in ARMS},
               "snippets_in_prompt": {arm: round(snippets_in[arm] / n, 2) for arm in ARMS},
               "per_project": per_project}
-    (RESULTS / "completion_hits.json").write_text(json.dumps(result, indent=1))
+    stem = f"completion_hits{'-' + args.tag if args.tag else ''}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
     lines = ["| context | definition among the packed snippets | snippets in the prompt |", "|---|---|---|"]
     lines += [f"| {arm} | {result['hit_rate'][arm]} | {result['snippets_in_prompt'][arm]} |" for arm in ARMS]
     lines += ["", f"n = {n} targets, context length {args.context_length} (the evaluation's), packed by the "
               f"model's own tokenizer. Per project: " + ", ".join(
-                  f"{p} {r['engram']}/{r['n']}" for p, r in per_project.items()) + " (engram hits / targets)."]
-    (RESULTS / "completion_hits.md").write_text("\n".join(lines) + "\n")
+                  f"{p} {r['engram']}/{r['n']}" for p, r in per_project.items()) + " (engram hits / targets). "
+              "Engram by target kind: " + ", ".join(f"{k} {v['hits']}/{v['n']}" for k, v in
+                                                    result["engram_by_kind"].items()) +
+              f". Completion context {sha} (SHA-1 of completion_context.py)."]
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
+
+
+def first_line(folder: Path, span: dict) -> str:
+    return (folder / span["path"]).read_text(encoding="utf-8", errors="replace").split("\n")[span["start_line"] - 1]
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 import textwrap
 
 from engram_ls.retrieval import Engram
-from engram_ls.server.completion_context import DEF_LINES, completion_hits, cursor_names, imported_names
+from engram_ls.server.completion_context import (DEF_LINES, completion_hits, cursor_names, imported_names,
+                                                 receiver_classes)
 
 FILES = {
     "pkg/store.py": '''
@@ -95,3 +96,29 @@ def test_a_method_definition_is_cut_to_the_method_and_the_spelling_must_match(tm
     store = completion_hits(e, "pkg/new.py", "from .store import Store\n\nx = Store", "", similar=0)
     assert store[0].path == "pkg/store.py" and store[0].text.startswith("class Store:")
     assert all(h.path != "pkg/other.py" for h in store)  # ``store = {}`` is not the class
+
+
+def test_receiver_classes_come_from_constructors_annotations_bases_and_imports():
+    prefix = ("from pkg import store\nfrom pkg.models import Widget\n\n\nclass Job(BaseJob):\n"
+              "    def __init__(self, queue: Optional[Queue]):\n        self.clock: Clock = make_clock()\n"
+              "        self.pool = Pool.create(4)\n        w = Widget.load()\n        store.open_store(w)\n"
+              "        self.pool.run()\n        ")
+    got = receiver_classes(prefix, "\n        queue.put(1)\n")
+    # nearest receiver first, above before below: self.pool, store, then queue (the line below), then w
+    assert got[:4] == [("class", "Pool"), ("module", "store"), ("class", "Queue"), ("class", "Widget")]
+    assert {("class", "Clock"), ("class", "BaseJob")} <= set(got)  # an annotated attribute, self's bases
+    assert ("class", "Optional") not in got
+
+
+def test_a_receiver_gets_its_class_outline_and_a_module_its_own(tmp_path):
+    e = engram(tmp_path)
+    hits = completion_hits(e, "pkg/new.py", "from .store import Store\n\n\ndef nightly(s: Store):\n    ", "\n",
+                           similar=0)
+    outline = next(h for h in hits if h.text.startswith("class Store:"))
+    assert outline.path == "pkg/store.py"
+    assert "    def put(self, key, value, *, overwrite=False):" in outline.text.split("\n")  # the method, not its body
+    assert "raise KeyError(key)" not in outline.text and "A store of items" not in outline.text
+    module = completion_hits(e, "pkg/new.py", "from pkg import store\n\n\ndef f(path):\n    return ", "\n",
+                             similar=0)
+    outline = next(h for h in module if h.path == "pkg/store.py" and "def open_store(path, create=True):" in h.text)
+    assert "class Store:" in outline.text.split("\n") and "    def put" not in outline.text  # top level only
