@@ -18,12 +18,21 @@ from .vocabulary import LEXICAL_ROLES, ROLE_WEIGHT, FeatureTable, hypervectors
 MAX_COUNT = 4
 
 
-def encode_chunks(features: FeatureTable, texts: list[str], words: list[str]
+def count_features(texts: list[str], words: list[str]) -> list[dict[str, int]]:
+    """Each chunk text's feature counts. Pure (it touches no table), so a background index runs it outside the
+    engram's lock."""
+    return [code_features(t, words=words) for t in texts]
+
+
+def encode_chunks(features: FeatureTable, texts: list[str], words: list[str],
+                  counted: list[dict[str, int]] | None = None
                   ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray]:
-    """Feature ids (int32) and weights (int16) of each chunk text, and their engrams' norms (full, lexical).
+    """Feature ids (int32) and weights (int16) of each chunk text, and their engrams' norms (full, lexical);
+    ``counted``: the texts' ``count_features`` when already computed.
 
     Interns every new feature in one batch and counts each chunk's features into the document frequencies."""
-    counted = [code_features(t, words=words) for t in texts]
+    if counted is None:
+        counted = count_features(texts, words)
     all_ids = features.intern([f for c in counted for f in c])
     ids_list, w_list = [], []
     pos = 0

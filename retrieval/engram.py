@@ -16,8 +16,9 @@ from __future__ import annotations
 import ctypes
 import fnmatch
 import threading
-from collections import OrderedDict
 import time
+from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -28,7 +29,7 @@ from . import kernels, ranking, store as store_mod, vsa
 from .chunk_table import KINDS, ChunkTable
 from .chunking import Chunk, chunk_text, digest_int, parser_for, spans_for
 from .documents import Document, diff, map_lines, normalise, sha_of, split_lines
-from .encoder import encode_chunks, engram_of
+from .encoder import count_features, encode_chunks, engram_of
 from .features import path_words
 from .secrets import redact
 from .semantic import TermSpace
@@ -39,6 +40,7 @@ from .walk import WorkspaceFilter, read_text_file, walk_files
 LINES_CACHE_FILES = 64            # closed files whose lines are kept for hit texts
 FAST_PATH_MAX_CHUNKS = 4          # a change touching more chunks than this is re-chunked at once
 SEMANTIC_REFRESH_SHARE = 0.1      # settle() re-learns the semantic layer when this share of chunks changed
+READER_WAIT_S = 0.2               # the longest a background index step waits for running searches to finish
 _PEM_MARK = "PRIVATE KEY-----"
 
 
@@ -91,6 +93,27 @@ def _redacted_texts(lines: list[str], spans, whole_doc_pem: bool) -> list[str]:
     return [redact(chunk_text(lines, s[0], s[1])) for s in spans]
 
 
+@dataclass
+class _Prepared:
+    """A closed file's chunks, worked out without the engram's lock: its lines, spans, redacted chunk texts and
+    (for a file new to the index) their feature counts."""
+
+    sha: str
+    lines: list[str]
+    spans: list
+    texts: list[str]
+    counted: list[dict[str, int]] | None
+
+
+def _prepare(path: str, text: str, count: bool) -> _Prepared:
+    """Everything in indexing a closed file that reads no shared state (chunking, redaction, tokenising)."""
+    norm = normalise(text)
+    lines = split_lines(norm)
+    spans = spans_for(path, lines, None)
+    texts = _redacted_texts(lines, spans, _PEM_MARK in norm)
+    return _Prepared(sha_of(text), lines, spans, texts, count_features(texts, path_words(path)) if count else None)
+
+
 def _return_freed_memory() -> None:
     """Hands the heap pages freed by a large index back to the OS. glibc keeps them (measured on the ~50k-chunk
     corpus: 190 of the 410 MB an index had added to the RSS were freed temporaries); elsewhere this is a no-op.
@@ -121,7 +144,10 @@ class Engram:
         self._lock = threading.RLock()
         self._lines_lock = threading.Lock()
         self._lines_cache: OrderedDict[str, tuple[tuple[int, int], list[str] | None]] = OrderedDict()
-        self._readers_waiting = 0   # searches waiting for the lock: a long writer lets them in between its steps
+        self._readers = 0                        # searches running or waiting for the lock
+        self._readers_lock = threading.Lock()
+        self._no_readers = threading.Event()     # set while no search runs: a background index waits for it
+        self._no_readers.set()
         self._filter = WorkspaceFilter(self.root, self.settings)
         self._reset()
 
@@ -268,19 +294,28 @@ class Engram:
                 if doc is not None and (doc.text is not None or
                                         (doc.size == st.st_size and doc.mtime_ns == st.st_mtime_ns)):
                     continue  # open in the editor (the editor's text wins), or unchanged
+            self._let_readers_in()
             text = read_text_file(full, self.settings.max_file_bytes)
+            prepared = None
             if text is None:
                 reason = "too large" if st.st_size > self.settings.max_file_bytes else "binary"
                 skipped[reason] = skipped.get(reason, 0) + 1
+            elif doc is None or doc.sha != sha_of(text):
+                prepared = _prepare(path, text, count=doc is None)     # the costly part, without the lock
             self._let_readers_in()
             with self._lock:
                 if text is None:
                     self.remove_document(path)
                     continue
-                if doc is not None and doc.sha == sha_of(text):
+                doc = self.docs.get(path)
+                if doc is not None and doc.text is not None:
+                    continue       # the editor opened it meanwhile: its text wins
+                if prepared is None and doc is None:   # removed meanwhile (the editor deleted it)
+                    continue
+                if prepared is None or (doc is not None and doc.sha == prepared.sha):
                     doc.size, doc.mtime_ns = st.st_size, st.st_mtime_ns
                     continue
-                self._index_text(path, text, st.st_size, st.st_mtime_ns, keep_text=False)
+                self._index_prepared(path, prepared, st.st_size, st.st_mtime_ns)
                 encoded += 1
                 if self.table.needs_rebuild():  # searches during a long index use postings, not a scan of it all
                     self.table.build_postings(self.features.size)
@@ -308,12 +343,25 @@ class Engram:
                                 was_cancelled, skipped)
 
     def _let_readers_in(self) -> None:
-        """Between two files of a long index: Python's lock is not fair, so a writer that takes it again at once can
-        starve a waiting search for seconds. Wait (at most ~50 ms) while searches are queued for the lock."""
-        for _ in range(50):
-            if self._readers_waiting <= 0:
-                return
-            time.sleep(0.001)
+        """Between the steps of a long index: while a search runs (or waits for the lock), wait for it to finish
+        (at most ``READER_WAIT_S``). Python's lock is not fair, so a writer that takes it again at once can starve a
+        waiting search; and a writer that merely computes competes with the search for the GIL, which then changes
+        hands only every switch interval (5 ms), so a search of a few milliseconds took tens."""
+        self._no_readers.wait(READER_WAIT_S)
+
+    @contextmanager
+    def _reading(self):
+        """Marks a search as running, for ``_let_readers_in``."""
+        with self._readers_lock:
+            self._readers += 1
+            self._no_readers.clear()
+        try:
+            yield
+        finally:
+            with self._readers_lock:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._no_readers.set()
 
     def refresh_file(self, path: str) -> None:
         """Re-reads one file from disk (didSave / watched-file change); removes it when gone or not indexable."""
@@ -397,9 +445,11 @@ class Engram:
         self.features.count(self.table.remove(slot), -1)
         self._changed_since_semantic += 1
 
-    def _encode_spans(self, path: str, doc: Document, lines: list[str], spans, has_pem: bool) -> list[int]:
-        texts = _redacted_texts(lines, spans, has_pem)
-        ids_list, w_list, norms, lex = encode_chunks(self.features, texts, path_words(path))
+    def _encode_spans(self, path: str, doc: Document, lines: list[str], spans, has_pem: bool,
+                      texts: list[str] | None = None, counted: list | None = None) -> list[int]:
+        if texts is None:
+            texts = _redacted_texts(lines, spans, has_pem)
+        ids_list, w_list, norms, lex = encode_chunks(self.features, texts, path_words(path), counted)
         slots = []
         for (start, end, kind, symbol), text, ids, w, n, ln in zip(spans, texts, ids_list, w_list, norms, lex):
             slots.append(self.table.add(doc.doc_id, start, end, kind, symbol, digest_int(text), ids, w, n, ln))
@@ -429,30 +479,44 @@ class Engram:
             self._drop(s)
         self._touch()
 
+    def _index_prepared(self, path: str, p: _Prepared, size: int, mtime_ns: int) -> None:
+        """Commits a closed file's prepared chunks (under the lock), keeping those whose span and text did not
+        change."""
+        doc = self.docs.get(path)
+        if doc is None:
+            doc = self.docs[path] = Document(self._doc_id(path), "", 0, 0)
+        doc.text = doc.lines = doc.data = doc.tree = None
+        doc.sha, doc.size, doc.mtime_ns = p.sha, size, mtime_ns
+        self._rechunk(path, doc, p.lines, p.spans, False, p.texts, p.counted)
+        doc.settled = True
+
     def _index_text(self, path: str, text: str, size: int, mtime_ns: int, keep_text: bool) -> None:
         """Chunks and encodes a whole document, keeping the chunks whose span and text did not change."""
+        if not keep_text:
+            doc = self.docs.get(path)
+            self._index_prepared(path, _prepare(path, text, count=doc is None or not doc.slots), size, mtime_ns)
+            return
         norm = normalise(text)
         lines = split_lines(norm)
         doc = self.docs.get(path)
         if doc is None:
             doc = self.docs[path] = Document(self._doc_id(path), "", 0, 0)
-        tree = None
-        if keep_text:
-            parser = parser_for(path)
-            data = norm.encode("utf-8", "surrogatepass")
-            tree = parser.parse(data) if parser is not None else None
-            doc.text, doc.lines, doc.data, doc.tree = text, lines, data, tree
-        else:
-            doc.text = doc.lines = doc.data = doc.tree = None
+        parser = parser_for(path)
+        data = norm.encode("utf-8", "surrogatepass")
+        tree = parser.parse(data) if parser is not None else None
+        doc.text, doc.lines, doc.data, doc.tree = text, lines, data, tree
         doc.sha, doc.size, doc.mtime_ns = sha_of(text), size, mtime_ns
         self._rechunk(path, doc, lines, spans_for(path, lines, tree), _PEM_MARK in norm)
         doc.settled = True
 
-    def _rechunk(self, path: str, doc: Document, lines: list[str], spans, has_pem: bool) -> None:
+    def _rechunk(self, path: str, doc: Document, lines: list[str], spans, has_pem: bool,
+                 texts: list[str] | None = None, counted: list | None = None) -> None:
         """Makes the document's chunks equal to ``spans``: unchanged chunks (same span, kind, symbol and text) keep
-        their slots; the rest are encoded."""
+        their slots; the rest are encoded (``texts``, ``counted``: the spans' redacted texts and feature counts,
+        when already known)."""
         t = self.table
-        texts = _redacted_texts(lines, spans, has_pem)
+        if texts is None:
+            texts = _redacted_texts(lines, spans, has_pem)
         existing = {}
         for s in doc.slots:
             existing.setdefault((int(t.start[s]), int(t.end[s]), KINDS[t.kind[s]], t.symbols[s], int(t.digest[s])),
@@ -466,7 +530,8 @@ class Engram:
             else:
                 todo.append(i)
         removed = [s for pool in existing.values() for s in pool]
-        new_slots = self._encode_spans(path, doc, lines, [spans[i] for i in todo], has_pem) if todo else []
+        new_slots = self._encode_spans(path, doc, lines, [spans[i] for i in todo], has_pem, [texts[i] for i in todo],
+                                       [counted[i] for i in todo] if counted is not None else None) if todo else []
         added = dict(zip(todo, new_slots))
         doc.slots = [keep[i] if i in keep else added[i] for i in range(len(spans))]
         self._replace_slots(doc, removed, new_slots)
@@ -570,18 +635,12 @@ class Engram:
         """Top-k chunks for a natural-language or code query; ``scope`` is a folder prefix or a glob."""
         if not query.strip() or k <= 0:
             return []
-        self._readers_waiting += 1
-        try:
-            self._lock.acquire()
-        finally:
-            self._readers_waiting -= 1
-        try:
-            allowed = self._scope_mask(scope) if scope else None
-            ranked = ranking.search(self.table, self.features, self.terms, query, k, allowed)
-            found, open_texts = self._located(ranked)
-        finally:
-            self._lock.release()
-        return self._hits(found, open_texts)
+        with self._reading():
+            with self._lock:
+                allowed = self._scope_mask(scope) if scope else None
+                ranked = ranking.search(self.table, self.features, self.terms, query, k, allowed)
+                found, open_texts = self._located(ranked)
+            return self._hits(found, open_texts)
 
     def find_named(self, name: str, role: str = "d", k: int = 10, exclude_path: str | None = None) -> list[Hit]:
         """Chunks where ``name`` appears in a role — ``d`` defined, ``c`` called, ``a`` an attribute, ``m``
@@ -591,6 +650,10 @@ class Engram:
         ``exclude_path`` leaves out one document (the file being completed)."""
         if role not in "dcam" or not name or k <= 0:
             return []
+        with self._reading():
+            return self._find_named(name, role, k, exclude_path)
+
+    def _find_named(self, name: str, role: str, k: int, exclude_path: str | None) -> list[Hit]:
         with self._lock:
             fid = self.features.lookup(f"{role}:{name.lower()}")
             if fid < 0:

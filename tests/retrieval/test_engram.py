@@ -424,3 +424,26 @@ def test_hit_texts_follow_the_file_on_disk_through_the_lines_cache(tmp_path, cac
     path.write_text("def alpha_function(x):\n    return x + 2\n")      # same size: the mtime tells it apart
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
     assert "x + 2" in engram.search("alpha_function", 1)[0].text       # not re-indexed: the hit text is re-read
+
+
+def test_a_background_index_waits_while_a_search_runs(workspace, cache, monkeypatch):
+    """Readers first: while a search is running, the index does not go past its next step (it would compete with
+    the search for the lock and the GIL); once the search ends it goes on and finishes."""
+    from engram_ls.retrieval import engram as engram_mod
+
+    monkeypatch.setattr(engram_mod, "READER_WAIT_S", 60.0)
+    e = Engram.open(workspace, cache_dir=cache)
+    second_file = threading.Event()
+    done = threading.Event()
+
+    def progress(n, total, path):
+        if n >= 1:
+            second_file.set()
+
+    with e._reading():                       # a search in progress
+        indexer = threading.Thread(target=lambda: (e.index_workspace(progress), done.set()))
+        indexer.start()
+        assert not second_file.wait(1.0), "the index went on past a step while a search was running"
+        assert len(e.docs) == 0
+    indexer.join(30)
+    assert done.is_set() and len(e.docs) > 1
