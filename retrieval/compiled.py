@@ -67,7 +67,7 @@ def engram_norms(starts, lens, feat_ids, feat_w, hv, lexical_role, role, out_nor
         out_lex[c] = np.sqrt(sq_lex) if sq_lex > 0 else np.sqrt(sq)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def bm25_postings(ptr, post_slot, post_w, in_base, qids, qw, length, avg, k1, b, scores):
     """Adds each query feature's BM25 term to the slots in its postings (stage 1: candidate generation)."""
     n_feat = len(ptr) - 1
@@ -83,7 +83,7 @@ def bm25_postings(ptr, post_slot, post_w, in_base, qids, qw, length, avg, k1, b,
                 scores[s] += w * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * length[s] / avg))
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def bm25_slots(slots, feat_start, feat_len, feat_ids, feat_w, qdense, length, avg, k1, b, out):
     """BM25 of each slot over its own features; ``qdense[feature id]`` holds the query weights (0 elsewhere)."""
     for i in range(len(slots)):
@@ -100,7 +100,7 @@ def bm25_slots(slots, feat_start, feat_len, feat_ids, feat_w, qdense, length, av
         out[i] = acc
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def engram_dots(slots, feat_start, feat_len, feat_ids, feat_w, hv, lexical_role, role, lexical_only, qdim, out):
     """Dot product of a dense probe ``qdim`` (DIM,) with each slot's engram, without building the engram: the
     engram is the weighted bundle of its features' HVs, so the dot is the sum of weight x probe at each HV's slots.

@@ -8,7 +8,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def meaning_cosines(slots, feat_start, feat_len, feat_ids, feat_w, row, unit, df, n_docs, q, out):
     """Cosine of the unit query meaning ``q`` (d,) with each slot's meaning: the sum over its word features f of
     weight x idf(f) x ``unit[row[f]]`` (features without a row, or with ids past ``row``, are skipped).

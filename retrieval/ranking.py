@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from .features import query_features
 from .semantic import TermSpace
 from .vocabulary import FeatureTable, LEXICAL_ROLES
 
-CANDIDATES = 300
+CANDIDATES = 150                  # stage 2 re-scores this many; 300 and 150 gave the same MRR@10 (bench/results/retrieval-candidates.json)
 STAGE1_FEATURES = 64
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -54,36 +55,40 @@ WORDS = Blend(lexical=0.2, engram=0.3, meaning=0.5, expansion=0.3, ri_expansion=
 CODE = Blend(lexical=0.6, engram=0.3, meaning=0.1, expansion=0.0, ri_expansion=0.0)
 
 
-def _df(features: FeatureTable, name: str) -> int:
-    fid = features.lookup(name)
-    return int(features.df[fid]) if fid >= 0 else 0
+_query_features = lru_cache(maxsize=256)(query_features)   # one tokenising per query, not four (read-only)
+
+
+def _dfs(features: FeatureTable, names: list[str]) -> list[int]:
+    """Document frequencies of feature names (0: unknown), in one batched lookup."""
+    ids = features.lookup_many(names)
+    return np.where(ids >= 0, features.df[np.maximum(ids, 0)], 0).tolist() if names else []
 
 
 def query_weights(query: str, features: FeatureTable, n_chunks: int, terms: TermSpace,
                   blend: Blend = BEFORE) -> dict[str, float]:
     """Each query feature's weight: IDF x log-scaled count x role boost, plus neighbours of the query's rarest words
     at reduced weights (Random Indexing's from the workspace, the meaning channel's from static vectors)."""
-    counts = query_features(query)
+    counts = _query_features(query)
     n = max(1, n_chunks)
     weighted: dict[str, float] = {}
-    for f, c in counts.items():
-        weighted[f] = idf(_df(features, f), n) * (1.0 + math.log(c)) * {"d": 1.5}.get(f[0], 1.0)
+    for (f, c), df in zip(counts.items(), _dfs(features, list(counts))):
+        weighted[f] = idf(df, n) * (1.0 + math.log(c)) * {"d": 1.5}.get(f[0], 1.0)
     strongest = sorted((f for f in weighted if f.startswith("t:")), key=lambda f: -weighted[f])[:4]
     sources = [(blend.ri_expansion, terms.neighbours), (blend.expansion, terms.meaning.neighbours)]
+    added: list[tuple[str, float]] = []
     for share, neighbours in sources:
         if share <= 0:
             continue
         for f in strongest:
-            for word, sim in neighbours(f[2:]):
-                g = "t:" + word
-                if g not in counts:
-                    weighted[g] = max(weighted.get(g, 0.0), share * sim * idf(_df(features, g), n))
+            added.extend(("t:" + word, share * sim) for word, sim in neighbours(f[2:]) if "t:" + word not in counts)
+    for (g, scaled), df in zip(added, _dfs(features, [g for g, _ in added])):
+        weighted[g] = max(weighted.get(g, 0.0), scaled * idf(df, n))
     return weighted
 
 
 def is_natural(query: str) -> bool:
     """A query in words: all its features are words or identifiers (no code structure)."""
-    return all(f.startswith(("t:", "i:")) for f in query_features(query))
+    return all(f.startswith(("t:", "i:")) for f in _query_features(query))
 
 
 def search(table: ChunkTable, features: FeatureTable, terms: TermSpace, query: str, k: int,
@@ -109,15 +114,13 @@ def channels(table: ChunkTable, features: FeatureTable, terms: TermSpace, query:
     meaning cosine). A channel whose share in ``blend`` is 0 is not computed (zeros). None: no candidate."""
     natural = is_natural(query)
     weights = query_weights(query, features, table.alive, terms, blend)
-    known = {}
-    for f, w in weights.items():
-        fid = features.lookup(f)
-        if fid >= 0 and features.df[fid] > 0:
-            known[fid] = w
-    if not known:
+    ids = features.lookup_many(list(weights))
+    ok = ids >= 0
+    ok[ok] = features.df[ids[ok]] > 0
+    if not ok.any():
         return None
-    qids = np.fromiter(known.keys(), np.int64, len(known))
-    qw = np.fromiter(known.values(), np.float64, len(known))
+    qids = ids[ok]                      # distinct names hash to distinct keys, so the ids are distinct
+    qw = np.fromiter(weights.values(), np.float64, len(weights))[ok]
     avg = table.average_length()
     n = table.n_slots
 
@@ -126,15 +129,12 @@ def channels(table: ChunkTable, features: FeatureTable, terms: TermSpace, query:
     scores = np.zeros(n, np.float64)
     kernels.bm25_postings(table.ptr, table.post_slot, table.post_w, table.in_base, qids[strongest], qw[strongest],
                           table.length, avg, BM25_K1, BM25_B, scores)
-    qdense = np.zeros(features.size, np.float64)
-    qdense[qids] = qw
     if table.fresh:
         fresh = np.fromiter(table.fresh, np.int64, len(table.fresh))
         out = np.zeros(len(fresh), np.float64)
-        stage1 = np.zeros(features.size, np.float64)
-        stage1[qids[strongest]] = qw[strongest]
-        kernels.bm25_slots(fresh, table.feat_start, table.feat_len, table.feat_ids, table.feat_w, stage1,
-                           table.length, avg, BM25_K1, BM25_B, out)
+        with features.dense(qids[strongest], qw[strongest]) as stage1:
+            kernels.bm25_slots(fresh, table.feat_start, table.feat_len, table.feat_ids, table.feat_w, stage1,
+                               table.length, avg, BM25_K1, BM25_B, out)
         scores[fresh] = out
     live = table.live[:n] if allowed is None else table.live[:n] & allowed[:n]
     scores[~live] = 0.0
@@ -149,8 +149,9 @@ def channels(table: ChunkTable, features: FeatureTable, terms: TermSpace, query:
     engram = np.zeros(len(cand), np.float64)
     meaning = np.zeros(len(cand), np.float64)
     if blend.lexical:
-        kernels.bm25_slots(cand, table.feat_start, table.feat_len, table.feat_ids, table.feat_w, qdense,
-                           table.length, avg, BM25_K1, BM25_B, lexical)
+        with features.dense(qids, qw) as qdense:
+            kernels.bm25_slots(cand, table.feat_start, table.feat_len, table.feat_ids, table.feat_w, qdense,
+                               table.length, avg, BM25_K1, BM25_B, lexical)
         lexical /= lexical.max() or 1.0
     if blend.engram:
         qdim = probe(weights, features)
@@ -170,5 +171,6 @@ def channels(table: ChunkTable, features: FeatureTable, terms: TermSpace, query:
 def query_meaning(query: str, features: FeatureTable, n_chunks: int, terms: TermSpace) -> np.ndarray | None:
     """The query's unit meaning vector: its words (not stop words) weighted by the workspace IDF."""
     n = max(1, n_chunks)
-    words = {f[2:]: idf(_df(features, f), n) for f in query_features(query) if f.startswith("t:")}
+    names = [f for f in _query_features(query) if f.startswith("t:")]
+    words = {f[2:]: idf(df, n) for f, df in zip(names, _dfs(features, names))}
     return terms.meaning.query_vector(words)

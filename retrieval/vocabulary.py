@@ -10,6 +10,8 @@ again, so the stream of transient identifiers that typing produces (``fo``, ``fo
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from . import vsa
@@ -58,6 +60,7 @@ class FeatureTable:
         self._sorted_keys = np.zeros(0, np.uint64)       # merged keys, sorted, and their ids (-1: released)
         self._sorted_ids = np.zeros(0, np.int32)
         self._recent: dict[int, int] = {}                # key -> id, added since the last merge
+        self._dense = np.zeros(0, np.float64)            # see ``dense``
 
     def __len__(self) -> int:
         """Live features."""
@@ -82,6 +85,7 @@ class FeatureTable:
     def shrink(self) -> None:
         """Drops the columns' spare capacity after a large index (see ``ChunkTable.shrink``)."""
         keep = max(1024, self._size + self._size // 16)
+        self._dense = np.zeros(0, np.float64)
         if len(self.role) > keep + keep // 4:
             for name in ("key", "hv", "role", "df"):
                 setattr(self, name, getattr(self, name)[:keep].copy())
@@ -173,6 +177,20 @@ class FeatureTable:
         self.df[dead] = 0
         self.free.extend(dead.tolist())
         self._live -= len(dead)
+
+    @contextmanager
+    def dense(self, ids: np.ndarray, values: np.ndarray):
+        """``values`` at ``ids`` in a float64 array over every feature id (zeros elsewhere), for kernels that look
+        query weights up by id. One buffer serves every query (callers hold the engram's lock): a fresh one was
+        8 bytes per feature, 6 MB at 800k features, allocated and zeroed twice per search."""
+        if len(self._dense) < self._size:
+            self._dense = np.zeros(len(self.role), np.float64)
+        buf = self._dense[:self._size]
+        buf[ids] = values
+        try:
+            yield buf
+        finally:
+            buf[ids] = 0.0
 
     def dims(self, ids: np.ndarray) -> np.ndarray:
         """Active dimensions of the features' HVs, shape (n, BLOCKS) int64."""
