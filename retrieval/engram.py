@@ -66,21 +66,27 @@ class IndexSummary:
     skipped: dict | None = None
 
 
-def _apply_change(text: str, start: tuple[int, int], end: tuple[int, int], new_text: str) -> str:
-    """Replaces the range (0-based line, code-point column) in text; positions past the end are clamped."""
-    lines = text.split("\n")
-
-    def offset(pos: tuple[int, int]) -> int:
-        line, col = pos
+def _apply_change(text: str, start: tuple[int, int], end: tuple[int, int], new_text: str,
+                  lines: list[str] | None = None) -> str:
+    """Replaces the range (0-based line, code-point column) in text; positions past the end are clamped.
+    ``lines``: the text's lines when already split (an open document's, for a text without \\r)."""
+    lines = text.split("\n") if lines is None else lines
+    for line, col in (start, end):
         if line < 0 or col < 0:
-            raise ValueError(f"negative position {pos}")
+            raise ValueError(f"negative position {(line, col)}")
+    if end < start:
+        raise ValueError(f"range end {end} is before its start {start}")
+
+    def offset(line: int, col: int, base: int = 0, from_line: int = 0) -> int:
+        """The offset of (line, col), counting lines from ``from_line`` (at offset ``base``)."""
         if line >= len(lines):
             return len(text)
-        return sum(map(len, lines[:line])) + line + min(col, len(lines[line]))
+        return base + sum(map(len, lines[from_line:line])) + (line - from_line) + min(col, len(lines[line]))
 
-    a, b = offset(start), offset(end)
-    if b < a:
-        raise ValueError(f"range end {end} is before its start {start}")
+    a = offset(*start)
+    if start[0] >= len(lines):
+        return text + new_text
+    b = offset(end[0], end[1], a - min(start[1], len(lines[start[0]])), start[0])
     return text[:a] + new_text + text[b:]
 
 
@@ -206,7 +212,9 @@ class Engram:
             current = self.document_text(path)
             if current is None:
                 raise KeyError(f"document not in the index: {path}")
-            self.set_document(path, _apply_change(current, start, end, new_text))
+            doc = self.docs.get(path)
+            lines = doc.lines if doc is not None and doc.text is not None and "\r" not in current else None
+            self.set_document(path, _apply_change(current, start, end, new_text, lines))
 
     def remove_document(self, path: str) -> None:
         with self._lock:
@@ -559,14 +567,15 @@ class Engram:
             touched = above[-1:] if len(above) else np.zeros(1, np.int64)
         if len(touched) > FAST_PATH_MAX_CHUNKS:
             return False
-        newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
-        begin = 0 if change.start == 0 else (int(newlines[change.start - 1]) + 1 if change.start - 1 < len(newlines)
-                                             else len(data))
-        stop = int(newlines[change.new_end]) if change.new_end < len(newlines) else len(data)
+        # the new lines start..new_end: from the newline before the prefix's end to the one at or after the suffix's
+        # start (the diff counted the newlines up to both, so these are the same lines; no per-byte pass)
+        begin = data.rfind(b"\n", 0, change.prefix) + 1
+        stop = data.find(b"\n", len(data) - change.suffix)
+        stop = len(data) if stop < 0 else stop
         # exactly new_end - start + 1 lines (a blank last line is a line); only the document's final "" is dropped
         lines = doc.lines[:change.start] + data[begin:stop].decode("utf-8", "surrogatepass").split("\n") + \
             doc.lines[change.old_end + 1:]
-        if len(lines) > len(newlines) + (0 if data.endswith(b"\n") or not data else 1):
+        if len(lines) > data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1):
             lines.pop()
         if doc.tree is not None:
             self._edit_tree(doc, data, change)
@@ -594,17 +603,18 @@ class Engram:
         return True
 
     @staticmethod
-    def _point(buf: bytes, offset: int) -> tuple[int, int]:
-        """(row, byte column) of a byte offset, as tree-sitter counts them."""
-        return buf.count(b"\n", 0, offset), offset - (buf.rfind(b"\n", 0, offset) + 1)
+    def _point(buf: bytes, row: int, offset: int) -> tuple[int, int]:
+        """(row, byte column) of a byte offset on a known row, as tree-sitter counts them."""
+        return row, offset - (buf.rfind(b"\n", 0, offset) + 1)
 
     def _edit_tree(self, doc: Document, data: bytes, change) -> None:
-        """Tells the syntax tree about the edit (cheap; the byte range comes from the diff); the re-parse itself
-        waits for ``settle``."""
+        """Tells the syntax tree about the edit (cheap: the byte range and rows come from the diff); the re-parse
+        itself waits for ``settle``."""
         old, p, s = doc.data, change.prefix, change.suffix
         doc.tree.edit(start_byte=p, old_end_byte=len(old) - s, new_end_byte=len(data) - s,
-                      start_point=self._point(old, p), old_end_point=self._point(old, len(old) - s),
-                      new_end_point=self._point(data, len(data) - s))
+                      start_point=self._point(old, change.start, p),
+                      old_end_point=self._point(old, change.old_end, len(old) - s),
+                      new_end_point=self._point(data, change.new_end, len(data) - s))
 
     def _settle(self, path: str, doc: Document) -> None:
         if doc.lines is None:

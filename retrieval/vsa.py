@@ -37,6 +37,10 @@ def _mix(z: np.ndarray) -> np.ndarray:
 _P = int(_POLY)
 _LEN_MIX = 0xD6E8FEB86659FD93
 _SMALL_BATCH = 24          # below this many names the per-name Python loop beats the vectorised pass
+_FEW_SEEDS = 16            # the same for HVs from seeds (8 splitmix steps each)
+_KEY_CACHE: dict[str, int] = {}     # keys of recently seen names (a keystroke re-encodes the same chunk's names)
+_KEY_CACHE_MAX = 8192
+_CACHED_BATCH = 512        # only batches up to this size use the cache (an index's batches would just churn it)
 
 
 def _key_one(symbol: str) -> int:
@@ -59,6 +63,26 @@ def keys_of(symbols: list[str]) -> np.ndarray:
     n = len(symbols)
     if n < _SMALL_BATCH:
         return np.fromiter(map(_key_one, symbols), np.uint64, n)
+    if n <= _CACHED_BATCH:
+        cached = [_KEY_CACHE.get(s) for s in symbols]
+        missing = [s for s, k in zip(symbols, cached) if k is None]
+        if len(missing) < _SMALL_BATCH:
+            new = {s: _key_one(s) for s in missing}
+            keys = np.fromiter((k if k is not None else new[s] for s, k in zip(symbols, cached)), np.uint64, n)
+            if len(_KEY_CACHE) + len(new) > _KEY_CACHE_MAX:
+                _KEY_CACHE.clear()
+            _KEY_CACHE.update(new)
+            return keys
+        keys = _keys_vectorised(symbols)
+        if len(_KEY_CACHE) + n > _KEY_CACHE_MAX:
+            _KEY_CACHE.clear()
+        _KEY_CACHE.update(zip(symbols, keys.tolist()))
+        return keys
+    return _keys_vectorised(symbols)
+
+
+def _keys_vectorised(symbols: list[str]) -> np.ndarray:
+    n = len(symbols)
     data = np.frombuffer(("\0".join(symbols) + "\0").encode("utf-8", "surrogatepass"), np.uint8)
     chars = np.fromiter(map(len, symbols), np.int64, n)
     lengths = chars if len(data) == int(chars.sum()) + n else \
@@ -90,18 +114,25 @@ def _splitmix64(x: int) -> int:
     return z ^ (z >> 31)
 
 
-def random_hv(seed: int) -> np.ndarray:
-    """The HV of a seed: shape (BLOCKS,), int64 slot numbers in [0, BLOCK_LEN)."""
-    slots = np.empty(BLOCKS, dtype=np.int64)
+def _random_slots(seed: int) -> list[int]:
+    slots = []
     x = seed
-    for block in range(BLOCKS):
+    for _ in range(BLOCKS):
         x = _splitmix64(x)
-        slots[block] = x % BLOCK_LEN
+        slots.append(x % BLOCK_LEN)
     return slots
 
 
+def random_hv(seed: int) -> np.ndarray:
+    """The HV of a seed: shape (BLOCKS,), int64 slot numbers in [0, BLOCK_LEN)."""
+    return np.array(_random_slots(seed), np.int64)
+
+
 def random_hvs(seeds: np.ndarray) -> np.ndarray:
-    """Vectorised ``random_hv``: seeds shape (n,) uint64 -> HVs shape (n, BLOCKS) int64 (identical results)."""
+    """Vectorised ``random_hv``: seeds shape (n,) uint64 -> HVs shape (n, BLOCKS) int64 (identical results). A few
+    seeds (the new features of one keystroke) go one at a time: the vectorised pass costs ~0.3 ms whatever n."""
+    if len(seeds) < _FEW_SEEDS:
+        return np.array([_random_slots(int(x)) for x in seeds], np.int64).reshape(len(seeds), BLOCKS)
     x = np.asarray(seeds, dtype=np.uint64).copy()
     out = np.empty((len(x), BLOCKS), dtype=np.int64)
     with np.errstate(over="ignore"):

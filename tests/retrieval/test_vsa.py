@@ -54,6 +54,8 @@ def test_vectorised_hvs_match_scalar():
     bulk = vsa.random_hvs(seeds)
     for i, s in enumerate(seeds):
         assert np.array_equal(bulk[i], vsa.random_hv(int(s)))
+    for n in range(0, 9):      # the few-seeds path (one keystroke's new features) gives the same HVs
+        assert np.array_equal(vsa.random_hvs(seeds[:n]), bulk[:n])
 
 
 @given(hvs, hvs)
