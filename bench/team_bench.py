@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -161,8 +162,10 @@ class Editor:
 def editor_options(arm: str, url: str) -> dict:
     # no deadline cuts a completion short: on the loaded 2 cores 8 concurrent prompts take minutes, and throughput
     # counts whole completions only
+    # hangTimeoutS: 8 local workers computing on one core answer heartbeats late; a worker killed as hung would
+    # count a machine stall against the local arm (it happened once at load 20-27), so both arms allow 120 s
     options = {"completion": {"debounceMs": 0, "maxTokens": 32}, "hover": {"useModel": False},
-               "inference": {"requestTimeoutS": REQUEST_TIMEOUT_S}}
+               "inference": {"requestTimeoutS": REQUEST_TIMEOUT_S, "hangTimeoutS": 120}}
     if arm == "shared":
         options["backend"] = {"kind": "openai", "url": url, "remoteModel": "qwen2.5-coder-0.5b"}
     return options
@@ -177,7 +180,28 @@ async def open_editors(n: int, arm: str, url: str, work: Path) -> tuple[list[Edi
     return editors, [f"{type(w).__name__}: {w}"[:200] for w in warm if isinstance(w, BaseException)]
 
 
-async def run_point(n: int, arm: str, url: str, work: Path, per_editor: int) -> dict:
+SERVER_COUNTERS = ("prompt_tokens_total", "prompt_tokens_cached_total", "tokens_predicted_total", "n_decode_total",
+                   "prompt_seconds_total", "tokens_predicted_seconds_total")
+
+
+def server_work(before: dict, after: dict, done: int) -> dict:
+    """What llama-server did for the measured completions (its counters grow when a request's slot is released):
+    prompt tokens read vs taken from a slot's cache, tokens generated, and tokens per llama_decode call (how much
+    each pass over the weights was shared). The seconds are summed per slot, so they overlap when slots batch."""
+    d = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in SERVER_COUNTERS}
+    per = max(done, 1)
+    return {"prompt_tokens_read": round(d["prompt_tokens_total"] / per, 1),
+            "prompt_tokens_cached": round(d["prompt_tokens_cached_total"] / per, 1),
+            "tokens_generated": round(d["tokens_predicted_total"] / per, 1),
+            "decode_calls": int(d["n_decode_total"]),
+            "tokens_per_decode_call": round((d["prompt_tokens_total"] + d["tokens_predicted_total"])
+                                            / d["n_decode_total"], 1) if d["n_decode_total"] else None,
+            "prompt_s_per_completion": round(d["prompt_seconds_total"] / per, 2),
+            "generate_s_per_completion": round(d["tokens_predicted_seconds_total"] / per, 2)}
+
+
+async def run_point(n: int, arm: str, url: str, work: Path, per_editor: int,
+                    server: LlamaServer | None = None) -> dict:
     load = os.getloadavg()[0]
     editors, warm_failures = await open_editors(n, arm, url, work)
     latencies, failures, empty, chars = [], [], 0, 0
@@ -194,20 +218,24 @@ async def run_point(n: int, arm: str, url: str, work: Path, per_editor: int) -> 
             empty += text is None
             chars += len(text or "")
 
+    counted = server is not None and arm == "shared"
+    before = server.metrics() if counted else {}
     t0, cpu0 = time.perf_counter(), cpu_seconds()
     try:
         await asyncio.gather(*(drive(e) for e in editors))
         wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        after = server.metrics() if counted else {}
     finally:
         await asyncio.gather(*(e.close() for e in editors), return_exceptions=True)
     done = len(latencies)
+    extra = {"server_work": server_work(before, after, done)} if counted else {}
     return {"arm": arm, "editors": n, "completions": done, "failed": len(failures), "empty": empty,
             "wall_s": round(wall, 2), "completions_per_s": round(done / wall, 3),
             "chars_per_s": round(chars / wall, 1), "cpu_s": round(cpu, 1),
             "completions_per_cpu_s": round(done / cpu, 4) if cpu > 0 else None,
             "p50_ms": round(pct(latencies, 50) * 1000),
             "p95_ms": round(pct(latencies, 95) * 1000), "errors": failures[:5], "warm_up_failed": len(warm_failures),
-            "warm_up_errors": warm_failures[:3], "load_average": [load, os.getloadavg()[0]]}
+            "warm_up_errors": warm_failures[:3], "load_average": [load, os.getloadavg()[0]], **extra}
 
 
 async def soak(n: int, url: str, work: Path, seconds: float, server: LlamaServer | None = None,
@@ -304,7 +332,8 @@ def ratios(result: dict) -> None:
 
 def markdown(r: dict) -> str:
     run = r["run"]
-    rows = [f"`{run['command']}` on {run['date']}, {r['cores']} cores, load average {run['load_average_start']:.1f}"
+    cpus = f" (CPUs {','.join(map(str, r['cpus']))}, nice {r['nice']})" if "cpus" in r else ""
+    rows = [f"`{run['command']}` on {run['date']}, {r['cores']} cores{cpus}, load average {run['load_average_start']:.1f}"
             f" at the start and {run.get('load_average_end', float('nan')):.1f} at the end; llama-server {r['server']}",
             ""]
     for phase in ("soak", "restart"):
@@ -318,6 +347,16 @@ def markdown(r: dict) -> str:
         load = "–".join(f"{x:.0f}" for x in p.get("load_average", []))
         rows.append(f"| {p['editors']} | {p['arm']} | {p['completions']} | {p['failed']} | {p['completions_per_s']} |"
                     f" {p.get('completions_per_cpu_s', '–')} | {p['p50_ms']} | {p['p95_ms']} | {load} |")
+    work = [p for p in r["points"] if "server_work" in p]
+    if work:
+        rows += ["", "llama-server's own counters for the measured completions of the shared arm (per completion):", "",
+                 "| editors | prompt tokens read | prompt tokens from a slot's cache | tokens generated |"
+                 " tokens per decode call | prompt s | generate s |", "|---|---|---|---|---|---|---|"]
+        for p in work:
+            w = p["server_work"]
+            rows.append(f"| {p['editors']} | {w['prompt_tokens_read']} | {w['prompt_tokens_cached']} |"
+                        f" {w['tokens_generated']} | {w['tokens_per_decode_call']} | {w['prompt_s_per_completion']} |"
+                        f" {w['generate_s_per_completion']} |")
     rows += ["", "| editors | shared / local throughput | per CPU-second | shared / local p50 |", "|---|---|---|---|"]
     for n, ratio in r["ratios"].items():
         rows.append(f"| {n} | {ratio['throughput']}× | {str(ratio['per_cpu_s']) + '×' if ratio.get('per_cpu_s') else '–'} | {ratio['p50']}× |")
@@ -334,8 +373,10 @@ def save(result: dict, name: str) -> None:
 
 async def main_async(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="engram-team-"))
-    server = LlamaServer(parallel=args.slots, threads=args.threads, api_key=KEY).start()
-    result = {"cores": len(os.sched_getaffinity(0)), "server": " ".join(server.command()[1:]).replace(KEY, "***"),
+    server = LlamaServer(parallel=args.slots, threads=args.threads, api_key=KEY,
+                         extra=shlex.split(args.server_args)).start()
+    result = {"cores": len(os.sched_getaffinity(0)), "cpus": sorted(os.sched_getaffinity(0)), "nice": os.nice(0),
+              "server": " ".join(server.command()[1:]).replace(KEY, "***"),
               "per_editor": args.per_editor, "points": [], "ratios": {}, "crossover_editors": None,
               "run": {"date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()), "command": " ".join(sys.argv),
                       "load_average_start": os.getloadavg()[0]}}
@@ -346,7 +387,7 @@ async def main_async(args) -> dict:
             save(result, args.out)
         for n in args.editors:
             for arm in ("shared", "local"):
-                point = await run_point(n, arm, server.url, work, args.per_editor)
+                point = await run_point(n, arm, server.url, work, args.per_editor, server)
                 result["points"].append(point)
                 print(json.dumps(point), flush=True)
                 ratios(result)
@@ -372,6 +413,7 @@ def main() -> int:
     p.add_argument("--per-editor", type=int, default=6, help="measured completions per editor and point")
     p.add_argument("--slots", type=int, default=8, help="llama-server parallel slots (-np)")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="llama-server threads (-t)")
+    p.add_argument("--server-args", default="", help="more llama-server flags, e.g. \"--poll 0 -ub 1024\"")
     p.add_argument("--soak", type=float, default=300, help="seconds of 8 editors on the server (0: skip)")
     p.add_argument("--restart-seconds", type=float, default=60, help="seconds of 8 editors with 2 restarts")
     p.add_argument("--restart-editors", type=int, default=8, help="editors during the restart phase")

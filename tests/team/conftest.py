@@ -43,10 +43,11 @@ class LlamaServer:
     """One llama-server process; ``restart`` brings it back on the same port, as an operator would."""
 
     def __init__(self, port: int | None = None, parallel: int = 2, ctx_per_slot: int = 4096, threads: int = 2,
-                 api_key: str | None = KEY, batch: int | None = None):
+                 api_key: str | None = KEY, batch: int | None = None, extra: list[str] = ()):
         self.port = port or free_port()
         self.parallel, self.ctx, self.threads, self.api_key = parallel, ctx_per_slot * parallel, threads, api_key
         self.batch = batch  # -b/-ub: prompt tokens per decode step
+        self.extra = list(extra)  # further llama-server flags (the bench's tuning, e.g. --poll 0)
         self.proc: subprocess.Popen | None = None
         self.log = Path(tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])
 
@@ -60,7 +61,7 @@ class LlamaServer:
                "--no-webui"]
         if self.batch:
             cmd += ["-b", str(self.batch), "-ub", str(self.batch)]
-        return cmd + (["--api-key", self.api_key] if self.api_key else [])
+        return cmd + self.extra + (["--api-key", self.api_key] if self.api_key else [])
 
     def start(self, wait: bool = True) -> "LlamaServer":
         with open(self.log, "ab") as log:
@@ -92,12 +93,21 @@ class LlamaServer:
             body = r.read()
         return body.decode() if raw else json.loads(body)
 
+    def metrics(self) -> dict[str, float]:
+        """llama-server's Prometheus counters and gauges (``/metrics``), without the ``llamacpp:`` prefix."""
+        values = {}
+        for line in self.get("/metrics", raw=True).splitlines():
+            if line.startswith("llamacpp:"):
+                name, value = line.split()[:2]
+                values[name.removeprefix("llamacpp:")] = float(value)
+        return values
+
     def tokens_predicted(self) -> int:
         """All tokens the server has generated, counted when each request's slot is released (cancelled ones too)."""
-        for line in self.get("/metrics", raw=True).splitlines():
-            if line.startswith("llamacpp:tokens_predicted_total "):
-                return int(float(line.split()[1]))
-        raise AssertionError("llama-server /metrics has no tokens_predicted_total")
+        value = self.metrics().get("tokens_predicted_total")
+        if value is None:
+            raise AssertionError("llama-server /metrics has no tokens_predicted_total")
+        return int(value)
 
     def slots(self) -> list[dict]:
         return self.get("/slots")
