@@ -117,3 +117,20 @@ def engram_dots(slots, feat_start, feat_len, feat_ids, feat_w, hv, lexical_role,
                 t += qdim[blk * BLOCK_LEN + hv[f, blk]]
             acc += feat_w[p] * t
         out[i] = acc
+
+
+@numba.njit(cache=True, nogil=True)
+def random_hvs(seeds):
+    """``vsa.random_hvs`` compiled: seeds (n,) uint64 -> HVs (n, BLOCKS) int64, the same splitmix64 steps."""
+    out = np.empty((len(seeds), BLOCKS), np.int64)
+    for i in range(len(seeds)):
+        x = seeds[i]
+        for blk in range(BLOCKS):
+            x = x + np.uint64(0x9E3779B97F4A7C15)
+            z = x
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            z = z ^ (z >> np.uint64(31))
+            out[i, blk] = np.int64(z % np.uint64(BLOCK_LEN))
+            x = z
+    return out

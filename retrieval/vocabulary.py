@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import vsa
+from . import kernels, vsa
 
 ROLES = "tidcamo"                     # role codes: index into this string
 ROLE_WEIGHT = np.array([1, 2, 3, 1, 1, 2, 1], np.int16)
@@ -28,10 +28,10 @@ def hypervectors(names: list[str], keys: np.ndarray | None = None) -> np.ndarray
     keys = vsa.keys_of(names) if keys is None else keys
     pairs = [i for i, n in enumerate(names) if n.startswith("o:")]
     if not pairs:
-        return vsa.random_hvs(keys)
+        return kernels.random_hvs(keys)
     firsts, seconds = zip(*(names[i][2:].partition(" ")[::2] for i in pairs))
     words = vsa.keys_of(["t:" + w for w in firsts] + ["t:" + w for w in seconds])
-    hvs = vsa.random_hvs(np.concatenate([keys, words]))       # one vectorised pass for names and pair words
+    hvs = kernels.random_hvs(np.concatenate([keys, words]))   # one pass for names and pair words
     n, p = len(names), len(pairs)
     hvs[pairs] = vsa.bind(vsa.permute(hvs[n:n + p], 1), hvs[n + p:])
     return hvs[:n]

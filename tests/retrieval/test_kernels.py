@@ -61,3 +61,12 @@ def test_numpy_kernels_equal_their_compiled_twins(seed, n_slots, n_features, lex
 def test_warm_switches_the_query_kernels_to_the_compiled_twins():
     kernels.warm()
     assert kernels._fast is compiled
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=40))
+def test_compiled_hvs_equal_the_vectorised_ones(seeds):
+    from engram_ls.retrieval import vsa
+
+    seeds = np.array(seeds, np.uint64)
+    assert np.array_equal(compiled.random_hvs(seeds), vsa.random_hvs(seeds))
