@@ -230,60 +230,81 @@ def bootstrap_diff(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n: in
 
 
 def report(targets: dict[int, dict], rows: list[dict], meta: dict, tag: str) -> dict:
-    done = {}
+    """Each arm over the targets where it ran together with ``none`` and ``engram`` (the main pair: ``--arms``
+    may run the others later, for the same targets); each comparison over the targets that have both its arms."""
+    done: dict[int, dict] = {}
     for r in rows:
-        done.setdefault(r["id"], {})[r["arm"]] = r
-    ids = sorted(i for i, arms in done.items() if i in targets and set(arms) == set(ARMS))
-    table = {arm: {k: np.array([score(targets[i], done[i][arm])[k] for i in ids]) for k in
-                   ("exact", "edit", "ident", "name", "hit")} for arm in ARMS}
+        if r["id"] in targets:
+            done.setdefault(r["id"], {})[r["arm"]] = r
+    scores = {i: {arm: score(targets[i], row) for arm, row in arms.items()} for i, arms in done.items()}
     rng = np.random.default_rng(SEED)
-    summary = {arm: {k: round(float(v.mean()), 4) if len(v) else None for k, v in cols.items()}
-               | {"seconds_per_completion": round(float(np.mean([done[i][arm]["seconds"] for i in ids])), 2)
-                  if ids else None,
-                  "seconds_median_warm": round(float(np.median([done[i][arm]["seconds"] for i in ids
-                                                                 if not done[i][arm].get("first")] or [0])), 2)}
-               for arm, cols in table.items()}
-    em = {arm: table[arm]["exact"] for arm in ARMS}
-    result = {**meta, "n": len(ids), "arms": summary,
-              "engram_over_none_exact": round(float(em["engram"].mean() / em["none"].mean()), 3)
-              if len(ids) and em["none"].mean() else None,
-              "engram_over_none_exact_ci95": bootstrap_ratio(em["engram"], em["none"], rng) if ids else None,
-              "engram_over_bm25_exact": round(float(em["engram"].mean() / em["bm25"].mean()), 3)
-              if len(ids) and em["bm25"].mean() else None,
-              "engram_over_bm25_exact_ci95": bootstrap_ratio(em["engram"], em["bm25"], rng) if ids else None,
-              "oracle_over_none_exact_ci95": bootstrap_ratio(em["oracle"], em["none"], rng) if ids else None,
-              "engram_minus_none_exact_ci95": bootstrap_diff(em["engram"], em["none"], rng) if ids else None,
-              "context_sha": sorted({done[i][arm].get("context_sha") or "?" for i in ids for arm in ARMS}),
-              "share_of_oracle_gain": round(float((em["engram"].mean() - em["none"].mean())
-                                                  / (em["oracle"].mean() - em["none"].mean())), 3)
-              if len(ids) and em["oracle"].mean() > em["none"].mean() else None,
-              "per_project": {p: sum(targets[i]["project"] == p for i in ids)
+
+    def having(*arms):
+        return sorted(i for i, got in done.items() if all(a in got for a in arms))
+
+    def col(arm, ids, k="exact"):
+        return np.array([scores[i][arm][k] for i in ids])
+
+    main = having("none", "engram")
+    summary = {}
+    for arm in ARMS:
+        ids = [i for i in main if arm in done[i]]
+        warm = [done[i][arm]["seconds"] for i in ids if not done[i][arm].get("first")]
+        summary[arm] = {"n": len(ids)} | {k: round(float(col(arm, ids, k).mean()), 4) if ids else None
+                                          for k in ("exact", "edit", "ident", "name", "hit")} | {
+            "seconds_per_completion": round(float(np.mean([done[i][arm]["seconds"] for i in ids])), 2)
+            if ids else None, "seconds_median_warm": round(float(np.median(warm)), 2) if warm else None}
+
+    def ratio(a, b):
+        ids = [i for i in main if a in done[i] and b in done[i]]
+        x, y = col(a, ids), col(b, ids)
+        return {"n": len(ids), "ratio": round(float(x.mean() / y.mean()), 3) if ids and y.mean() else None,
+                "ci95": bootstrap_ratio(x, y, rng) if ids else None,
+                "difference_ci95": bootstrap_diff(x, y, rng) if ids else None}
+
+    trio = [i for i in main if "oracle" in done[i]]
+    gain = col("oracle", trio).mean() - col("none", trio).mean() if trio else 0.0
+    result = {**meta, "n": len(main), "arms": summary,
+              "engram_over_none": ratio("engram", "none"), "engram_over_bm25": ratio("engram", "bm25"),
+              "oracle_over_none": ratio("oracle", "none"),
+              "share_of_oracle_gain": {"n": len(trio), "share": round(float(
+                  (col("engram", trio).mean() - col("none", trio).mean()) / gain), 3) if gain > 0 else None},
+              "context_sha": sorted({row.get("context_sha") or "?" for i in main for row in done[i].values()}),
+              "per_project": {p: sum(targets[i]["project"] == p for i in main)
                               for p in sorted({t["project"] for t in targets.values()})},
               "targets": [{"id": i, "project": targets[i]["project"], "path": targets[i]["path"],
                            "line": targets[i]["line"], "name": targets[i]["name"], "target": targets[i]["target"],
-                           **{arm: {"completion": done[i][arm]["completion"], "citations": done[i][arm]["citations"],
-                                    **score(targets[i], done[i][arm])} for arm in ARMS}} for i in ids]}
+                           **{arm: {"completion": row["completion"], "citations": row["citations"],
+                                    **scores[i][arm]} for arm, row in done[i].items()}} for i in main]}
     stem = f"completion_eval{'-' + tag if tag else ''}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    lines = ["| arm | exact match | edit similarity | identifier match | needed name written | definition among "
+    lines = ["| arm | n | exact match | edit similarity | identifier match | needed name written | definition among "
              "the snippets | s / completion (mean, with start-up) | s (median, warm) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for arm in ARMS:
-        s = summary[arm]
-        lines.append(f"| {arm} | {s['exact']} | {s['edit']} | {s['ident']} | {s['name']} | "
-                     f"{s['hit'] if arm != 'none' else '–'} | {s['seconds_per_completion']} | "
-                     f"{s['seconds_median_warm']} |")
-    ci, ci_b, ci_d = (result[k] for k in ("engram_over_none_exact_ci95", "engram_over_bm25_exact_ci95",
-                                          "engram_minus_none_exact_ci95"))
-    lines += ["", f"n = {len(ids)} targets ({', '.join(f'{p} {c}' for p, c in result['per_project'].items())}); "
+        a = summary[arm]
+        if a["n"]:
+            lines.append(f"| {arm} | {a['n']} | {a['exact']} | {a['edit']} | {a['ident']} | {a['name']} | "
+                         f"{a['hit'] if arm != 'none' else '–'} | {a['seconds_per_completion']} | "
+                         f"{a['seconds_median_warm']} |")
+
+    def said(name, r):
+        if not r["n"]:
+            return f"{name}: not run"
+        ci, d = r["ci95"], r["difference_ci95"]
+        return (f"{name}: {r['ratio']} over {r['n']} targets (paired bootstrap 95% CI {ci[0]}–{ci[1]}; "
+                f"difference {d[0]:+.3f} to {d[1]:+.3f})")
+
+    share = result["share_of_oracle_gain"]
+    lines += ["", f"{len(main)} targets with none and engram ({', '.join(f'{p} {c}' for p, c in result['per_project'].items())}); "
               f"model {meta['model']}, context length {meta['context_length']}, max {meta['max_tokens']} tokens, "
               f"one line, greedy; `{meta.get('command', '')}`; load average {meta.get('load_start', '?')} at the "
               f"start, {meta.get('load_now', '?')} at this report; completion context "
               f"{', '.join(result['context_sha'])} (SHA-1 of completion_context.py, first 10).",
-              f"Exact match engram / none: {result['engram_over_none_exact']} (paired bootstrap 95% CI "
-              f"{ci[0]:.2f}–{ci[1]:.2f}; difference {ci_d[0]:+.3f} to {ci_d[1]:+.3f}); engram / BM25: "
-              f"{result['engram_over_bm25_exact']} (CI {ci_b[0]:.2f}–{ci_b[1]:.2f}); engram's share of the "
-              f"oracle's gain over none: {result['share_of_oracle_gain']}." if ci else "No complete targets."]
+              "Exact match — " + "; ".join([said("engram / none", result["engram_over_none"]),
+                                            said("engram / BM25", result["engram_over_bm25"]),
+                                            said("oracle / none", result["oracle_over_none"])])
+              + f"; engram's share of the oracle's gain over none: {share['share']} ({share['n']} targets)."]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     return result
 
@@ -318,7 +339,12 @@ def main() -> int:
     p.add_argument("--tag", default="", help="suffix of the results and rows files (e.g. 1.5b)")
     p.add_argument("--chunk", type=int, default=6, help="targets per project and arm in one engram-ls run")
     p.add_argument("--stop-at", help="UTC time HH:MM after which no new chunk starts (the run stays paired)")
+    p.add_argument("--arms", default=",".join(ARMS), help="the arms to run, in order (default: all four; rows of "
+                   "the others are kept: a later run can add them for the same targets)")
     args = p.parse_args()
+    arms = [a for a in args.arms.split(",") if a]
+    if not arms or any(a not in ARMS for a in arms):
+        raise SystemExit(f"--arms: choose from {', '.join(ARMS)}")
     if args.prepare:
         prepare(args.work)
     targets = choose(args.work, args.n)
@@ -354,7 +380,7 @@ def main() -> int:
     for r in range(rounds):  # a round: --chunk targets of every project, all four arms
         for project, pool in per_project.items():
             items = pool[r * args.chunk:(r + 1) * args.chunk]
-            if not items or all((t["id"], arm) in have for t in items for arm in ARMS):
+            if not items or all((t["id"], arm) in have for t in items for arm in arms):
                 continue
             if deadline and datetime.datetime.now(datetime.timezone.utc) >= deadline:
                 print(f"stopped at --stop-at {args.stop_at}", flush=True)
@@ -363,14 +389,14 @@ def main() -> int:
             folder = args.work / "projects" / project
             if project not in windows:
                 windows[project] = Windows(folder)
-            for arm in ARMS:
+            for arm in arms:
                 todo = [t for t in items if (t["id"], arm) not in have]
                 if todo:
                     run_arm(arm, folder, todo, args, cache, windows, fits, save)
             report(by_id, rows, meta | {"load_now": load()}, args.tag)
         result = report(by_id, rows, meta | {"load_now": load()}, args.tag)
         print(f"{result['n']} targets done: " + ", ".join(f"{a} {result['arms'][a]['exact']}" for a in ARMS),
-              flush=True)
+              now_utc(), flush=True)
     return 0
 
 
