@@ -421,18 +421,11 @@ class Engram:
         gathered under the lock; the learning runs without it, so searches and edits go on meanwhile."""
         with self._lock:
             t = self.table
-            slots = t.live_slots()
-            lens = t.feat_len[slots].astype(np.int64)
-            idx = np.repeat(t.feat_start[slots], lens) + (np.arange(int(lens.sum())) -
-                                                           np.repeat(np.cumsum(lens) - lens, lens))
-            ids = t.feat_ids[idx]
-            words = t.feat_ids[idx][self.features.role[ids] == 0]
-            owner = np.repeat(np.arange(len(slots)), lens)[self.features.role[ids] == 0]
-            ptr = np.zeros(len(slots) + 1, np.int64)
-            np.cumsum(np.bincount(owner, minlength=len(slots)), out=ptr[1:])
+            ptr, words = kernels.word_features(t.live_slots(), t.feat_start, t.feat_len, t.feat_ids,
+                                               self.features.role)
             names = self.features.word_list()
             seen = self._changed_since_semantic
-        terms = TermSpace.learn_arrays(ptr, words.astype(np.int64), names)
+        terms = TermSpace.learn_arrays(ptr, words, names)
         with self._lock:
             self.terms = terms
             self._changed_since_semantic = max(0, self._changed_since_semantic - seen)
@@ -740,9 +733,7 @@ class Engram:
                     "mtime": np.array([self.docs[p].mtime_ns for p in paths], np.int64),
                     "chunks": np.fromiter((len(self.docs[p].slots) for p in paths), np.int64, len(paths))}
             lens = t.feat_len[slots].astype(np.int64)
-            idx = np.repeat(t.feat_start[slots], lens) + (np.arange(int(lens.sum())) -
-                                                           np.repeat(np.cumsum(lens) - lens, lens))
-            ids, feat_w = t.feat_ids[idx], t.feat_w[idx]
+            ids, feat_w = kernels.gather(slots, t.feat_start, t.feat_len, t.feat_ids, t.feat_w)
             chunks = {name: getattr(t, name)[slots]
                       for name in ("start", "end", "kind", "digest", "norm", "lex_norm", "length")}
             symbols = [t.symbols[s] for s in slots.tolist()]

@@ -38,6 +38,16 @@ def engram_norms(starts, lens, feat_ids, feat_w, hv, lexical_role, role, out_nor
     (_compiled or _load()).engram_norms(starts, lens, feat_ids, feat_w, hv, lexical_role, role, out_norm, out_lex)
 
 
+def gather(slots, feat_start, feat_len, feat_ids, feat_w) -> tuple[np.ndarray, np.ndarray]:
+    """The slots' features concatenated in slot order, ``(ids, weights)`` (compiled: the GIL is released)."""
+    return (_compiled or _load()).gather(np.asarray(slots, np.int64), feat_start, feat_len, feat_ids, feat_w)
+
+
+def word_features(slots, feat_start, feat_len, feat_ids, role) -> tuple[np.ndarray, np.ndarray]:
+    """Each slot's word features as CSR ``(ptr, ids)`` (compiled: the GIL is released)."""
+    return (_compiled or _load()).word_features(np.asarray(slots, np.int64), feat_start, feat_len, feat_ids, role)
+
+
 def random_hvs(seeds: np.ndarray) -> np.ndarray:
     """``vsa.random_hvs``, compiled once the build kernels are loaded: a keystroke's few new features then cost
     microseconds, not the vectorised pass's fixed ~0.1 ms. A process that only searches (the CLI) never loads numba

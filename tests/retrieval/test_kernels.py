@@ -70,3 +70,22 @@ def test_compiled_hvs_equal_the_vectorised_ones(seeds):
 
     seeds = np.array(seeds, np.uint64)
     assert np.array_equal(compiled.random_hvs(seeds), vsa.random_hvs(seeds))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 30))
+def test_the_compiled_gathers_equal_a_plain_loop(seed, n_slots):
+    rng = np.random.default_rng(seed)
+    lens = rng.integers(0, 6, n_slots)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    feat_ids = rng.integers(0, 20, int(lens.sum())).astype(np.int32)
+    feat_w = rng.integers(1, 9, int(lens.sum())).astype(np.int16)
+    role = rng.integers(0, 3, 20).astype(np.uint8)
+    slots = rng.permutation(n_slots)[:max(1, n_slots // 2)].astype(np.int64)
+    ids, w = compiled.gather(slots, starts, lens, feat_ids, feat_w)
+    ranges = [range(starts[s], starts[s] + lens[s]) for s in slots]
+    assert ids.tolist() == [int(feat_ids[p]) for r in ranges for p in r]
+    assert w.tolist() == [int(feat_w[p]) for r in ranges for p in r]
+    ptr, words = compiled.word_features(slots, starts, lens, feat_ids, role)
+    for i, r in enumerate(ranges):
+        assert words[ptr[i]:ptr[i + 1]].tolist() == [int(feat_ids[p]) for p in r if role[feat_ids[p]] == 0]
