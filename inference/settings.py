@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from .models import SHIPPED, completion_model
 
 BACKENDS = ("llama", "openai", "stub")
+CONTEXT_STEP = 256   # llama.cpp's context padding
 ROLES = ("coding", "research")
 
 
@@ -134,6 +135,11 @@ class InferenceSettings:
                 value = getattr(model, f.name)
                 if lo_hi is not None and (not isinstance(value, int) or not lo_hi[0] <= value <= lo_hi[1]):
                     problems.append(f"{role}.{f.name}: must be an integer in {lo_hi[0]}..{lo_hi[1]} (got {value!r})")
+                elif f.name == "context_length" and value % CONTEXT_STEP:
+                    # llama.cpp rounds the context up to a multiple of 256 and reports that, while
+                    # llama-cpp-python's token buffer keeps the size asked for: a prompt packed for the
+                    # reported size overflows it (a broadcast ValueError in every completion)
+                    problems.append(f"{role}.context_length: must be a multiple of {CONTEXT_STEP} (got {value})")
             if model.path is not None and model.path not in SHIPPED and not os.path.isfile(model.path):
                 problems.append(f"{role}.path: no such model file or shipped model name {model.path!r} "
                                 f"(shipped: {', '.join(SHIPPED)})")
