@@ -167,6 +167,7 @@ class Engram:
         self._changed_since_semantic = 0
         self._folder_cache: dict[str, tuple[int, np.ndarray]] = {}
         self._version = 0
+        self._saved_stamp: int | None = None      # ``_stored_stamp`` when the store was last written or read
 
     @classmethod
     def open(cls, root: Path, settings: IndexSettings | None = None, cache_dir: Path | None = None) -> "Engram":
@@ -180,6 +181,7 @@ class Engram:
         if snapshot is not None:
             try:
                 engram._restore(snapshot)
+                engram._saved_stamp = engram._stored_stamp()
             except Exception as e:  # never a crash, never silently wrong: start empty and say so
                 engram._reset()
                 engram.load_warning = (f"engram store {engram.store_path} could not be loaded "
@@ -798,9 +800,22 @@ class Engram:
         # the semantic layer is not re-learnt here (a second on a large workspace, on the path to the first
         # answer): the index_workspace() that follows every open re-learns it, since it is empty
 
-    def save(self) -> None:
-        """Writes the store atomically: a snapshot is taken under the lock, and written without it."""
+    def _stored_stamp(self) -> int:
+        """A fingerprint of what the store keeps: the closed files (an open document's buffer is never stored, and a
+        file's chunks follow from its text)."""
+        with self._lock:
+            return hash(tuple((p, d.sha, d.size, d.mtime_ns) for p, d in sorted(self.docs.items()) if d.text is None))
+
+    def save(self) -> bool:
+        """Writes the store atomically (a snapshot is taken under the lock, and written without it) — unless
+        nothing it keeps changed since it was last written or read: a save of an open file (didSave) rewrote an
+        identical store of every closed file. Returns whether it wrote."""
+        stamp = self._stored_stamp()
+        if stamp == self._saved_stamp and self.store_path.exists():
+            return False
         store_mod.save(self.store_path, self.snapshot())
+        self._saved_stamp = stamp    # taken before the snapshot: a change in between only causes one more write
+        return True
 
     def stats(self) -> dict:
         """Sizes, read without the lock (approximate while indexing) so a status request never waits on it."""

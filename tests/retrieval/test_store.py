@@ -107,3 +107,87 @@ def test_unreadable_store_is_one_line_saying_so(workspace, cache):
         store.read_payload(e.store_path)
     again = Engram.open(workspace, cache_dir=cache)
     assert "unreadable" in again.load_warning and again.documents() == []
+
+
+def test_a_save_writes_only_when_what_the_store_keeps_changed(workspace, cache):
+    e = build(workspace, cache)
+
+    def saved(engram) -> bool:
+        """Saves; whether the file was replaced (a write goes to a new file renamed over the old: a new inode)."""
+        before = os.stat(engram.store_path).st_ino
+        wrote = engram.save()
+        assert wrote == (os.stat(engram.store_path).st_ino != before)
+        return wrote
+
+    assert saved(e) is False
+    cart = (workspace / "shop/cart.py").read_text()
+    e.set_document("shop/cart.py", cart + "# typed in the editor\n")
+    assert saved(e) is True                         # the file is open now: the store drops it (its disk text)
+    e.set_document("shop/cart.py", cart + "# typed some more\n")
+    assert saved(e) is False                        # an open buffer is never stored: nothing to write
+    assert saved(Engram.open(workspace, cache_dir=cache)) is False      # nor after reopening an unchanged store
+    (workspace / "shop/pricing.py").write_text("def apply_discount(amount):\n    return amount * 0.5\n")
+    e.refresh_file("shop/pricing.py")
+    assert saved(e) is True
+    assert Engram.open(workspace, cache_dir=cache).docs["shop/pricing.py"].size == len("def apply_discount(amount):\n    return amount * 0.5\n")
+
+
+def test_a_save_killed_mid_write_leaves_a_store_that_opens(tmp_path, cache):
+    """kill -9 in the middle of writing a store (after two complete saves): what is on disk is the last complete
+    save. The child process stops itself after the first piece of its third write (its file writes are wrapped so
+    that they wait for a line on stdin there), and is killed at that point."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.retrieval.conftest import make_workspace
+
+    ws = make_workspace(tmp_path / "big", {f"pkg/m{i}.py": "".join(
+        f"def f{i}_{j}(value, other):\n    return value * {j} + other - {i}\n\n" for j in range(20))
+        for i in range(30)})
+    script = textwrap.dedent(f"""
+        import builtins, os, sys
+        from pathlib import Path
+        from engram_ls.retrieval import Engram
+
+        saves = 0
+
+        class Paused:
+            def __init__(self, f):
+                self.f = f
+            def __enter__(self):
+                return self
+            def __exit__(self, *exc):
+                return self.f.__exit__(*exc)
+            def write(self, data):
+                n = self.f.write(data)
+                if saves == 3:
+                    self.f.flush()
+                    print("mid-write", flush=True)
+                    sys.stdin.readline()          # killed here
+                return n
+            def __getattr__(self, name):
+                return getattr(self.f, name)
+
+        real_fdopen, real_open = os.fdopen, builtins.open
+        os.fdopen = lambda fd, mode="r", *a, **k: Paused(real_fdopen(fd, mode, *a, **k)) if "w" in mode \\
+            else real_fdopen(fd, mode, *a, **k)
+        builtins.open = lambda file, mode="r", *a, **k: Paused(real_open(file, mode, *a, **k)) \\
+            if "w" in mode and "stores" in str(file) else real_open(file, mode, *a, **k)
+        e = Engram.open(Path({str(ws)!r}), cache_dir=Path({str(cache)!r}))
+        e.index_workspace()
+        for n in range(3):
+            Path({str(ws)!r}, "pkg/m0.py").write_text(f"def changed_{{n}}():\\n    return {{n}}\\n")
+            e.refresh_file("pkg/m0.py")
+            saves += 1
+            e.save()
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "mid-write"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    e = Engram.open(ws, cache_dir=cache)
+    assert e.load_warning is None and len(e.documents()) == 30
+    from engram_ls.retrieval.documents import sha_of
+    assert e.docs["pkg/m0.py"].sha == sha_of("def changed_1():\n    return 1\n")   # the second save, complete
