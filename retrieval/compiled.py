@@ -175,3 +175,21 @@ def word_features(slots, feat_start, feat_len, feat_ids, role):
                 ids[q] = f
                 q += 1
     return ptr, ids
+
+
+@numba.njit(cache=True, nogil=True)
+def used_ids(ids, n_features):
+    """The distinct ids among ``ids`` (all < n_features), ascending: a presence pass, no sort, GIL released."""
+    present = np.zeros(n_features, np.bool_)
+    for f in ids:
+        present[f] = True
+    return np.flatnonzero(present)
+
+
+@numba.njit(cache=True, nogil=True)
+def remap(ids, new_id):
+    """``new_id[ids]`` with the GIL released (a gather over the whole arena)."""
+    out = np.empty(len(ids), np.int32)
+    for i in range(len(ids)):
+        out[i] = new_id[ids[i]]
+    return out

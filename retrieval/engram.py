@@ -741,12 +741,11 @@ class Engram:
             symbols = [t.symbols[s] for s in slots.tolist()]
             key, hv, role = f.key[:f.size].copy(), f.hv[:f.size].copy(), f.role[:f.size].copy()
             words = dict(f.words)
-        used, compact = np.unique(ids, return_inverse=True)
-        by_key = np.argsort(key[used], kind="stable")            # stored in key order: no sort at open
-        used = used[by_key]
-        rank = np.empty(len(by_key), np.int32)
-        rank[by_key] = np.arange(len(by_key), dtype=np.int32)
-        compact = rank[compact.ravel()]
+        used = kernels.used_ids(ids, len(key))
+        used = used[np.argsort(key[used], kind="stable")]       # stored in key order: no sort at open
+        new_id = np.zeros(len(key), np.int32)                    # old feature id -> its rank in key order
+        new_id[used] = np.arange(len(used), dtype=np.int32)
+        compact = kernels.remap(ids, new_id)
         starts = np.zeros(len(slots), np.int64)
         if len(slots):
             np.cumsum(lens[:-1], out=starts[1:])

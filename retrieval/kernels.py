@@ -43,6 +43,16 @@ def gather(slots, feat_start, feat_len, feat_ids, feat_w) -> tuple[np.ndarray, n
     return (_compiled or _load()).gather(np.asarray(slots, np.int64), feat_start, feat_len, feat_ids, feat_w)
 
 
+def used_ids(ids: np.ndarray, n_features: int) -> np.ndarray:
+    """The distinct ids among ``ids``, ascending (compiled, no sort: the GIL is released)."""
+    return (_compiled or _load()).used_ids(ids, n_features)
+
+
+def remap(ids: np.ndarray, new_id: np.ndarray) -> np.ndarray:
+    """``new_id[ids]`` as int32 (compiled: the GIL is released)."""
+    return (_compiled or _load()).remap(ids, new_id)
+
+
 def word_features(slots, feat_start, feat_len, feat_ids, role) -> tuple[np.ndarray, np.ndarray]:
     """Each slot's word features as CSR ``(ptr, ids)`` (compiled: the GIL is released)."""
     return (_compiled or _load()).word_features(np.asarray(slots, np.int64), feat_start, feat_len, feat_ids, role)

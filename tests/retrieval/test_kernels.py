@@ -86,6 +86,9 @@ def test_the_compiled_gathers_equal_a_plain_loop(seed, n_slots):
     ranges = [range(starts[s], starts[s] + lens[s]) for s in slots]
     assert ids.tolist() == [int(feat_ids[p]) for r in ranges for p in r]
     assert w.tolist() == [int(feat_w[p]) for r in ranges for p in r]
+    assert compiled.used_ids(ids, 20).tolist() == sorted(set(ids.tolist()))
+    table = rng.permutation(20).astype(np.int32)
+    assert compiled.remap(ids, table).tolist() == [int(table[i]) for i in ids]
     ptr, words = compiled.word_features(slots, starts, lens, feat_ids, role)
     for i, r in enumerate(ranges):
         assert words[ptr[i]:ptr[i + 1]].tolist() == [int(feat_ids[p]) for p in r if role[feat_ids[p]] == 0]
