@@ -55,6 +55,7 @@ _CONSTRUCTED = re.compile(r"^[ \t]*((?:self\.)?\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(?:
                           r"(?:\w+\.)*([A-Z]\w*)(?:\.\w+)?[ \t]*\(", re.MULTILINE)
 _ANNOTATED = re.compile(r"((?:self\.)?[A-Za-z_]\w*)[ \t]*:[ \t]*([\w\[\]., |\"']+?)[ \t]*(?=[=,)\n]|$)",
                         re.MULTILINE)
+_ALIAS = re.compile(r"^[ \t]*((?:self\.)?\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(\w+)[ \t]*$", re.MULTILINE)
 _CLASS_LINE = re.compile(r"^([ \t]*)class[ \t]+(\w+)[ \t]*(?:\(([^)]*)\))?", re.MULTILINE)
 _MEMBER = re.compile(r"(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)|(\w+)[ \t]*(?::[^=\n]+)?=(?!=)|(\w+)[ \t]*:[^\n]")
 _FROM_MODULE = re.compile(r"^[ \t]*from[ \t]+([\w.]+)[ \t]+import[ \t]+\(?([\w \t,\n]+)\)?", re.MULTILINE)
@@ -189,7 +190,7 @@ def receiver_classes(prefix: str, suffix: str) -> list[tuple[str, str]]:
     """What the objects near the cursor are: ``(kind, name)`` pairs, ``("class", Foo)`` or ``("module", name)``,
     nearest receiver first. A receiver is a name read with a dot (``x.``, ``self.x.``) in the lines around the
     cursor, or bound there with a known type; its class comes from ``x = Foo(...)`` / ``Foo.create(...)``, an
-    annotation (``x: Foo``, a parameter's, ``self.x: Foo``), the bases of the enclosing class for ``self``, or the
+    annotation (``x: Foo``, a parameter's, ``self.x: Foo``), an alias of a typed name (``self.x = x``), the bases of the enclosing class for ``self``, or the
     import itself (an imported class, or a module of the project). Imported lower-case names come last, as
     possible modules."""
     buffer = prefix + suffix
@@ -200,6 +201,9 @@ def receiver_classes(prefix: str, suffix: str) -> list[tuple[str, str]]:
         found = _types(m.group(2))
         if found:
             types.setdefault(m.group(1), found)
+    for target, source in _ALIAS.findall(_code(buffer)):  # self.client = client: the parameter's type
+        if source in types:
+            types.setdefault(target, types[source])
     head = prefix.rpartition("\n")[0]
     classes = list(_CLASS_LINE.finditer(head))
     if classes:  # ``self`` is an instance of the enclosing class (the last one above), so of its bases

@@ -101,10 +101,12 @@ def test_a_method_definition_is_cut_to_the_method_and_the_spelling_must_match(tm
 def test_receiver_classes_come_from_constructors_annotations_bases_and_imports():
     prefix = ("from pkg import store\nfrom pkg.models import Widget\n\n\nclass Job(BaseJob):\n"
               "    def __init__(self, queue: Optional[Queue]):\n        self.clock: Clock = make_clock()\n"
-              "        self.pool = Pool.create(4)\n        w = Widget.load()\n        store.open_store(w)\n"
+              "        self.pool = Pool.create(4)\n        self.queue = queue\n        w = Widget.load()\n"
+              "        store.open_store(w)\n"
               "        self.pool.run()\n        ")
-    got = receiver_classes(prefix, "\n        queue.put(1)\n")
-    # nearest receiver first, above before below: self.pool, store, then queue (the line below), then w
+    got = receiver_classes(prefix, "\n        self.queue.put(1)\n")
+    # nearest receiver first, above before below: self.pool, store, then self.queue (the line below: an alias of
+    # the parameter), then w
     assert got[:4] == [("class", "Pool"), ("module", "store"), ("class", "Queue"), ("class", "Widget")]
     assert {("class", "Clock"), ("class", "BaseJob")} <= set(got)  # an annotated attribute, self's bases
     assert ("class", "Optional") not in got
