@@ -6,10 +6,10 @@ not know the signature of a function, class or method defined in another file. S
 1. the definitions of the names the cursor needs (those on its line first, then the names the file imports but
    has not used above the cursor — the likely first use — soonest used below it first, then the names of the
    lines around it), found exactly by ``Engram.find_named(name, "d")``;
-2. outlines of the receivers in view — the class of ``x`` in ``x = Foo(...)``, ``x: Foo``, ``self.x: Foo``, a
+2. a call site in another file of the first few (``find_named(name, "c")``), which teaches the arguments;
+3. outlines of the receivers in view — the class of ``x`` in ``x = Foo(...)``, ``x: Foo``, ``self.x: Foo``, a
    parameter's annotation, the bases of ``self``'s class, an imported class or project module — so an
-   ``x.method(...)`` whose method name appears nowhere in the file still meets its signature;
-3. a call site in another file of the first few (``find_named(name, "c")``), which teaches the arguments;
+   ``x.method(...)`` whose method name appears nowhere in the file may still meet its signature;
 4. VSA-similar code (``Engram.search``) for what names cannot find.
 
 Each snippet is narrowed to the lines that matter (a definition's signature and docstring, a call's neighbours),
@@ -35,7 +35,6 @@ CALL_SITES = 3          # call sites, for the first names defined
 QUERY_LINES = 12        # the VSA query: the last lines of the prefix
 OUTLINES = 2            # receiver outlines
 OUTLINE_MEMBERS = 8     # member lines in an outline (after its class line)
-OUTLINE_AT = 6          # receiver outlines come after this many definitions
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMPORT_FROM = re.compile(r"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+([\w \t,]+)$", re.MULTILINE)
@@ -338,38 +337,39 @@ def _module_document(engram: Engram, dotted: str, exclude: str | None) -> str | 
 
 
 def completion_hits(engram: Engram, path: str | None, prefix: str, suffix: str, *, named: int = 6,
-                    similar: int = 3, outline_at: int = OUTLINE_AT) -> list[Hit]:
+                    similar: int = 3) -> list[Hit]:
     """Snippets for a completion at the end of ``prefix`` in the document ``path``, most useful first: up to
-    ``named`` definitions (a receiver's class as its outline) with the receiver outlines after the first
-    ``outline_at`` of them, call sites of the first ``CALL_SITES`` names defined, and ``similar`` VSA hits. Never from the document itself; no span twice."""
+    ``named`` definitions, call sites of the first ``CALL_SITES`` of them, receiver outlines, and ``similar``
+    VSA hits. Never from the document itself; no span twice (an outline may overlap a definition)."""
     out: list[Hit] = []
     spans: list[tuple[str, int, int]] = []
 
-    def keep(hit: Hit | None) -> bool:
-        if hit is None or any(p == hit.path and s <= hit.end_line and hit.start_line <= e for p, s, e in spans):
+    def keep(hit: Hit | None, overlap: bool = False) -> bool:
+        """``overlap``: an outline may share lines with a snippet already kept, if it shows a line none shows."""
+        if hit is None:
+            return False
+        if overlap:
+            shown = {line for h in out if h.path == hit.path for line in h.text.split("\n")}
+            if all(line in shown for line in hit.text.split("\n")):
+                return False
+        elif any(p == hit.path and s <= hit.end_line and hit.start_line <= e for p, s, e in spans):
             return False
         out.append(hit)
         spans.append((hit.path, hit.start_line, hit.end_line))
         return True
 
-    outlines = receiver_outlines(engram, path, prefix, suffix)
-    by_start = {(h.path, h.start_line): h for h in outlines}
     defined = []
     for candidate in cursor_names(prefix, suffix):
         if len(defined) >= named:
             break
-        if len(defined) == outline_at:
-            for hit in outlines:
-                keep(hit)
-        hit = definition(engram, candidate.name, path)
-        if hit is not None and (hit.path, hit.start_line) in by_start:  # a receiver's class: its outline instead
-            hit = by_start[(hit.path, hit.start_line)]
-        if keep(hit):
+        if keep(definition(engram, candidate.name, path)):
             defined.append(candidate.name)
-    for hit in outlines:  # (again: a span already kept is skipped)
-        keep(hit)
     for name in defined[:CALL_SITES]:  # after every definition: a small prompt keeps the definitions
         keep(call_site(engram, name, path))
+    # Receiver outlines last but for similar code: measured, any earlier place cost more definitions (which most
+    # targets need) than the outlines found members (bench/results/completion_hits-receivers.md)
+    for hit in receiver_outlines(engram, path, prefix, suffix):
+        keep(hit, overlap=True)
     if similar > 0:
         query = "\n".join(prefix.split("\n")[-QUERY_LINES:])
         if query.strip():

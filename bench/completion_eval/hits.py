@@ -36,8 +36,6 @@ def main() -> int:
     p.add_argument("--context-length", type=int, default=768)
     p.add_argument("--max-tokens", type=int, default=24)
     p.add_argument("--tag", default="", help="suffix of the results files")
-    p.add_argument("--outline-at", type=int, help="receiver outlines after this many definitions (default: the "
-                   "completion context's)")
     args = p.parse_args()
     sha = hashlib.sha1(Path(completion_context.__file__).read_bytes()).hexdigest()[:10]
     from llama_cpp import Llama
@@ -47,7 +45,6 @@ def main() -> int:
     def count(text: str) -> int:
         return len(vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=True))
 
-    options = {} if args.outline_at is None else {"outline_at": args.outline_at}
     targets = choose(args.work, args.n)
     engrams, windows = {}, {}
     hits = {arm: 0 for arm in ARMS}
@@ -65,7 +62,7 @@ def main() -> int:
         query = "\n".join(t["prefix"].split("\n")[-QUERY_LINES:])
         found = {
             "engram": [Snippet(h.path, h.start_line, h.end_line, h.text)
-                       for h in completion_hits(e, t["path"], t["prefix"], t["suffix"], **options)],
+                       for h in completion_hits(e, t["path"], t["prefix"], t["suffix"])],
             "similar": [Snippet(h.path, h.start_line, h.end_line, h.text)
                         for h in e.search(query, 7) if h.path != t["path"]][:3],
             "bm25": [Snippet(s["path"], s["start_line"], s["end_line"], s["text"])
@@ -89,7 +86,6 @@ def main() -> int:
                 kind[1] += 1
     n = len(targets)
     result = {"n": n, "context_length": args.context_length, "max_tokens": args.max_tokens, "context_sha": sha,
-              "options": options,
               "engram_by_kind": {k: {"hits": h, "n": m, "rate": round(h / m, 4)} for k, (h, m) in by_kind.items()},
               "hit_rate": {arm: round(hits[arm] / n, 4) for arm in ARMS},
               "snippets_in_prompt": {arm: round(snippets_in[arm] / n, 2) for arm in ARMS},

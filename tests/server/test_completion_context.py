@@ -37,6 +37,24 @@ FILES = {
             store = {}  # a variable spelled like the class: not its definition
             return store
     ''',
+    "pkg/jobqueue.py": '''
+        class JobQueue:
+            """Jobs waiting to run.
+
+            Jobs are kept in arrival order; a deferred job goes to the back.
+            """
+
+            def __init__(self):
+                self.jobs = []
+
+            def push(self, job):
+                self.jobs.append(job)
+
+            def defer_job(self, job, seconds):
+                """Moves a job to the back after some seconds."""
+                self.jobs.remove(job)
+                self.jobs.append(job)
+    ''',
     "pkg/jobs.py": '''
         from .store import open_store
 
@@ -114,12 +132,14 @@ def test_receiver_classes_come_from_constructors_annotations_bases_and_imports()
 
 def test_a_receiver_gets_its_class_outline_and_a_module_its_own(tmp_path):
     e = engram(tmp_path)
-    hits = completion_hits(e, "pkg/new.py", "from .store import Store\n\n\ndef nightly(s: Store):\n    ", "\n",
-                           similar=0)
-    outline = next(h for h in hits if h.text.startswith("class Store:"))
-    assert outline.path == "pkg/store.py"
-    assert "    def put(self, key, value, *, overwrite=False):" in outline.text.split("\n")  # the method, not its body
-    assert "raise KeyError(key)" not in outline.text and "A store of items" not in outline.text
+    prefix = "from pkg.jobqueue import JobQueue\n\n\ndef later(q: JobQueue, job):\n    "
+    hits = completion_hits(e, "pkg/new.py", prefix, "\n", similar=0)
+    first, outline = [h for h in hits if h.text.startswith("class JobQueue:")]  # its definition, then its outline
+    assert first.path == outline.path == "pkg/jobqueue.py" and hits.index(first) < hits.index(outline)
+    lines = outline.text.split("\n")
+    assert "    def defer_job(self, job, seconds):" in lines  # the member the buffer never names, not its body
+    assert "self.jobs.remove(job)" not in outline.text and "arrival order" not in outline.text
+    assert "    def defer_job(self, job, seconds):" not in first.text  # what the 8-line definition did not show
     module = completion_hits(e, "pkg/new.py", "from pkg import store\n\n\ndef f(path):\n    return ", "\n",
                              similar=0)
     outline = next(h for h in module if h.path == "pkg/store.py" and "def open_store(path, create=True):" in h.text)
