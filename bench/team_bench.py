@@ -2,9 +2,10 @@
 
 Every editor is its own ``engram-ls`` over stdio, driven as VS Code drives it: didOpen, then for each completion a
 didChange that types the start of a statement, an ``inlineCompletion`` at the cursor (latency measured from request
-to answer), and a didChange that undoes the edit. Both arms replay the same edits on the same 2 cores with the
-shipped Qwen2.5-Coder-0.5B; the only difference is ``backend.kind``: ``openai`` (one llama-server with parallel
-slots, continuous batching) or ``llama`` (the editor's own worker processes, the default).
+to answer), and a didChange that undoes the edit. Both arms replay the same edits on the same cores (pin the run
+with ``taskset``: every process inherits it) with the shipped Qwen2.5-Coder-0.5B; the only difference is
+``backend.kind``: ``openai`` (one llama-server with parallel slots, continuous batching) or ``llama`` (the editor's
+own worker processes, the default).
 
 Phases: throughput and p50/p95 latency for 1, 2, 4, 8 editors per arm (a fixed number of completions per editor);
 cancellation over HTTP (tokens and token-times the server generates after the client closes the stream); a soak of
@@ -135,7 +136,7 @@ class Editor:
 
     async def open(self) -> None:
         self.client = await start(self.root, self.cache, options=self.options)
-        await indexed(self.client)
+        await indexed(self.client, timeout=900)  # 8 servers starting on one core share it: minutes, not 60 s
         self.uri = open_doc(self.client, self.root / "shop" / "orders.py")
 
     async def complete(self, edit: tuple[int, str]) -> tuple[float, str | None]:
