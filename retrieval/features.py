@@ -229,9 +229,28 @@ _CODE_HINT = re.compile(r"[(){}\[\];=<>]|[A-Za-z_]\.[A-Za-z_]|::|->|\n\s+\S|^\s*
 _CAMEL = re.compile(r"[a-z][A-Z]")
 
 
+# A word of prose with the punctuation around it ("(cell)", "schema:", "authority's."); and what only a line of code
+# ends with or contains (a block opener, an assignment, an arrow), or starts with (a statement keyword).
+_PROSE_WORD = re.compile(r"""^["'(`]*[A-Za-z][A-Za-z'-]*[.,;:!?)"'`]*$""")
+_CODE_LINE = re.compile(r"[{};:]\s*$|\s=\s|[=!]==?|=>|->|::|^\s*(?:def|class|import|from|return|if|for|while|const|let"
+                        r"|var|function|async|await)\b")
+PROSE_SHARE = 0.6
+
+
+def is_prose(query: str) -> bool:
+    """One line of mostly plain words that is not a statement: a sentence that mentions a bit of code
+    (``Reports if this is before `super()`.``, ``Split the layout (stacked on top of each other).``)."""
+    text = query.strip()
+    tokens = text.split()
+    if "\n" in text or len(tokens) < 4 or _CODE_LINE.search(text):
+        return False
+    return sum(1 for t in tokens if _PROSE_WORD.match(t)) >= PROSE_SHARE * len(tokens)
+
+
 def looks_like_code(query: str) -> bool:
-    """Code punctuation, dotted names or indented lines; a sentence's own full stop does not count."""
-    return bool(_CODE_HINT.search(query))
+    """Code punctuation, dotted names or indented lines; a sentence's own full stop does not count, nor a sentence
+    that mentions a bit of code (``is_prose``: it is a question in words)."""
+    return bool(_CODE_HINT.search(query)) and not is_prose(query)
 
 
 def query_features(query: str) -> Counter:
