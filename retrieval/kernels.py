@@ -39,23 +39,40 @@ def engram_norms(starts, lens, feat_ids, feat_w, hv, lexical_role, role, out_nor
 
 
 def gather(slots, feat_start, feat_len, feat_ids, feat_w) -> tuple[np.ndarray, np.ndarray]:
-    """The slots' features concatenated in slot order, ``(ids, weights)`` (compiled: the GIL is released)."""
-    return (_compiled or _load()).gather(np.asarray(slots, np.int64), feat_start, feat_len, feat_ids, feat_w)
-
-
-def used_ids(ids: np.ndarray, n_features: int) -> np.ndarray:
-    """The distinct ids among ``ids``, ascending (compiled, no sort: the GIL is released)."""
-    return (_compiled or _load()).used_ids(ids, n_features)
-
-
-def remap(ids: np.ndarray, new_id: np.ndarray) -> np.ndarray:
-    """``new_id[ids]`` as int32 (compiled: the GIL is released)."""
-    return (_compiled or _load()).remap(ids, new_id)
+    """The slots' features concatenated in slot order, ``(ids, weights)``. Compiled (the GIL released) once the
+    build kernels are loaded; numpy in a process that has not loaded numba (it costs ~45 MB and 0.8 s to start)."""
+    slots = np.asarray(slots, np.int64)
+    if _compiled is not None:
+        return _compiled.gather(slots, feat_start, feat_len, feat_ids, feat_w)
+    idx, _ = _gather(feat_start[slots], feat_len[slots])
+    return feat_ids[idx], feat_w[idx]
 
 
 def word_features(slots, feat_start, feat_len, feat_ids, role) -> tuple[np.ndarray, np.ndarray]:
-    """Each slot's word features as CSR ``(ptr, ids)`` (compiled: the GIL is released)."""
-    return (_compiled or _load()).word_features(np.asarray(slots, np.int64), feat_start, feat_len, feat_ids, role)
+    """Each slot's word features (role 0) as CSR ``(ptr, ids)``; compiled or numpy as ``gather``."""
+    slots = np.asarray(slots, np.int64)
+    if _compiled is not None:
+        return _compiled.word_features(slots, feat_start, feat_len, feat_ids, role)
+    idx, owner = _gather(feat_start[slots], feat_len[slots])
+    ids = feat_ids[idx].astype(np.int64)
+    word = role[ids] == 0
+    ptr = np.zeros(len(slots) + 1, np.int64)
+    np.cumsum(np.bincount(owner[word], minlength=len(slots)), out=ptr[1:])
+    return ptr, ids[word]
+
+
+def used_ids(ids: np.ndarray, n_features: int) -> np.ndarray:
+    """The distinct ids among ``ids``, ascending; compiled (a presence pass, no sort) or numpy as ``gather``."""
+    if _compiled is not None:
+        return _compiled.used_ids(ids, n_features)
+    return np.unique(ids)
+
+
+def remap(ids: np.ndarray, new_id: np.ndarray) -> np.ndarray:
+    """``new_id[ids]`` as int32; compiled or numpy as ``gather``."""
+    if _compiled is not None:
+        return _compiled.remap(ids, new_id)
+    return new_id[ids].astype(np.int32)
 
 
 def random_hvs(seeds: np.ndarray) -> np.ndarray:

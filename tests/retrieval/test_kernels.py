@@ -92,3 +92,13 @@ def test_the_compiled_gathers_equal_a_plain_loop(seed, n_slots):
     ptr, words = compiled.word_features(slots, starts, lens, feat_ids, role)
     for i, r in enumerate(ranges):
         assert words[ptr[i]:ptr[i + 1]].tolist() == [int(feat_ids[p]) for p in r if role[feat_ids[p]] == 0]
+    saved = kernels._compiled
+    try:                                # a process without numba takes the numpy paths: the same results
+        kernels._compiled = None
+        slow = (kernels.gather(slots, starts, lens, feat_ids, feat_w), kernels.used_ids(ids, 20),
+                kernels.remap(ids, table), kernels.word_features(slots, starts, lens, feat_ids, role))
+    finally:
+        kernels._compiled = saved
+    assert [a.tolist() for a in slow[0]] == [ids.tolist(), w.tolist()]
+    assert slow[1].tolist() == sorted(set(ids.tolist())) and slow[2].tolist() == compiled.remap(ids, table).tolist()
+    assert slow[3][0].tolist() == ptr.tolist() and slow[3][1].tolist() == words.tolist()
