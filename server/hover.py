@@ -39,10 +39,25 @@ def prose(text: str) -> str:
     return "".join(p if p.startswith("```") else _SOFT_BREAK.sub(" ", p) for p in parts)
 
 
+SHOWN_LINES = 8
+
+
+def shown_lines(word: str, text: str, start_line: int) -> tuple[str, int, int]:
+    """The ``SHOWN_LINES`` of a hit that a hover shows, and their line span: from just above the first line naming
+    ``word`` (a hit's first lines named the hovered symbol in only 63% of citations, issue 12's bench)."""
+    lines = text.split("\n")
+    named = re.compile(rf"(?<![\w$]){re.escape(word)}(?![\w$])")
+    first = next((i for i, line in enumerate(lines) if named.search(line)), 0)
+    top = max(0, min(first - 1, len(lines) - SHOWN_LINES))
+    shown = lines[top:top + SHOWN_LINES]
+    return "\n".join(shown), start_line + top, start_line + top + len(shown) - 1
+
+
 def fast_markdown(word: str, hits) -> str:
     parts = [f"**{word}** — related code in this workspace (engram-ls)"]
     for root, h in hits[:3]:
-        parts.append(f"{link(root, h.path, h.start_line, h.end_line)}\n{fence(h.text, language_of(h.path), 8)}")
+        text, start, end = shown_lines(word, h.text, h.start_line)
+        parts.append(f"{link(root, h.path, start, end)}\n{fence(text, language_of(h.path), SHOWN_LINES)}")
     return "\n\n".join(parts)
 
 

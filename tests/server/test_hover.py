@@ -122,3 +122,18 @@ async def test_a_hover_the_token_limit_cut_ends_at_a_word_and_says_so(workspace,
         assert first.startswith("**apply_discount** — stub_") and first.endswith(" w3 … *(cut at 5 tokens)*")
     finally:
         await stop(client)
+
+
+def test_the_fast_path_shows_the_lines_that_name_the_symbol():
+    from engram_ls.retrieval import Hit
+    from pathlib import Path
+
+    from engram_ls.server.hover import fast_markdown
+
+    body = "\n".join([f"    step_{i} = {i}" for i in range(12)] + ["    total = apply_discount(step_3)"] +
+                     [f"    more_{i} = {i}" for i in range(10)])
+    text = fast_markdown("apply_discount", [(Path("/ws"), Hit("shop/cart.py", 40, 62, 1.0, body))])
+    assert "apply_discount(step_3)" in text               # line 13 of the chunk: past the first 8
+    assert "shop/cart.py:51-58" in text and "#L51)" in text   # the link points at the lines shown
+    short = fast_markdown("step_1", [(Path("/ws"), Hit("shop/cart.py", 40, 62, 1.0, body))])
+    assert "step_0 = 0" in short and "shop/cart.py:40-47" in short   # near the top: from the chunk's start
