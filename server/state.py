@@ -38,9 +38,11 @@ def warm_and_freeze() -> None:
     """Background work at start: numba's start-up (~1.5 s) is paid here, not by an edit or a search; then every
     object alive (modules, numba's ~100k typing objects) moves to the permanent generation. A full collection had
     to traverse them all — 0.3 s at load 5, several times that under load, with the GIL held, stalling the event
-    loop whenever an index's allocations triggered one; after the freeze it takes a few ms."""
+    loop whenever an index's allocations triggered one; after the freeze it takes a few ms. Only the young
+    generations are collected first: a full collection here was itself that 0.27 s stall, at every start (the
+    longest event-loop stall the server bench saw while indexing); the old generation's little garbage is frozen."""
     kernels.warm()
-    gc.collect()
+    gc.collect(1)
     gc.freeze()
 
 
