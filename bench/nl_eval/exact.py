@@ -16,16 +16,13 @@ Run: ``python -m bench.nl_eval.exact [--languages python,...]``. Writes bench/re
 
 from __future__ import annotations
 
-import argparse
 import json
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from bench.nl_eval.__main__ import GRID, K, OUT, _hits, _mrr, index
-from bench.nl_eval.sets import SETS, build
+from bench.nl_eval.sets import build, run_dev
 from bench.retrieval_bench import metrics, rank_of
 from engram_ls.retrieval import kernels, ranking
 from engram_ls.retrieval.vocabulary import LEXICAL_ROLES
@@ -118,15 +115,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--languages", default="")
-    args = ap.parse_args()
-    languages = args.languages.split(",") if args.languages else list(SETS["dev"])
-    result = {"split": "dev", "languages": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        for language in languages:
-            result["languages"][language] = run_language(language, Path(tmp))
-    result["load"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    result = run_dev(run_language)
     (OUT / "nl_eval-exact.json").write_text(json.dumps(result, indent=1))
     (OUT / "nl_eval-exact.md").write_text(markdown(result))
     print(markdown(result))

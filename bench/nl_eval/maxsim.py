@@ -14,17 +14,14 @@ Run: ``python -m bench.nl_eval.maxsim [--languages python,...]``. Writes bench/r
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from bench.nl_eval.__main__ import K, OUT, _hits, _mrr, index
-from bench.nl_eval.sets import SETS, build
+from bench.nl_eval.sets import build, run_dev
 from bench.retrieval_bench import metrics, rank_of
 from engram_ls.retrieval import kernels, ranking
 from engram_ls.retrieval.encoder import idf
@@ -134,16 +131,8 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--languages", default="")
-    args = ap.parse_args()
-    languages = args.languages.split(",") if args.languages else list(SETS["dev"])
-    result = {"split": "dev", "languages": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        for language in languages:
-            result["languages"][language] = run_language(language, Path(tmp))
+    result = run_dev(run_language)
     result["best_mean"] = best_mean(result)
-    result["load"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     (OUT / "nl_eval-maxsim.json").write_text(json.dumps(result, indent=1))
     (OUT / "nl_eval-maxsim.md").write_text(markdown(result))
     print(markdown(result))

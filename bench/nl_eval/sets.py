@@ -166,3 +166,22 @@ def build(split: str, language: str, dest: Path) -> dict:
         if q:
             code.append(dict(f, query=q))
     return {"nl": nl, "code": code, "folders": folders, "functions": len(functions)}
+
+
+def run_dev(run_language) -> dict:
+    """``run_language(language, tmp)`` for each dev language (or ``--languages a,b``) in a temporary folder:
+    ``{"split": "dev", "languages": {language: result}, "load": uptime}`` — the shared main of the variant benches."""
+    import argparse
+    import subprocess
+    import tempfile
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--languages", default="")
+    args = ap.parse_args()
+    languages = args.languages.split(",") if args.languages else list(SETS["dev"])
+    result = {"split": "dev", "languages": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for language in languages:
+            result["languages"][language] = run_language(language, Path(tmp))
+    result["load"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    return result
