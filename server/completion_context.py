@@ -34,7 +34,7 @@ CALL_CONTEXT = 2        # lines either side of a call site
 CALL_SITES = 3          # call sites, for the first names defined
 QUERY_LINES = 12        # the VSA query: the last lines of the prefix
 OUTLINES = 2            # receiver outlines
-OUTLINE_MEMBERS = 8     # member lines in an outline (after its class line)
+OUTLINE_MEMBERS = 8     # member lines in an outline (after its class line); 12 for ``x.|`` lost 3 of 400 hits
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMPORT_FROM = re.compile(r"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+([\w \t,]+)$", re.MULTILINE)
@@ -47,6 +47,8 @@ _PARAMS = re.compile(r"\b(?:def|function)\s+\w+\s*\(([^)]*)\)")
 _PARAM = re.compile(r"\s*\**([A-Za-z_][A-Za-z0-9_]*)")
 _BOUND = re.compile(r"\bfor\s+([\w, ()]+?)\s+in\b|\bas\s+([A-Za-z_]\w*)|\blambda\s+([\w, ]*):")
 _IMPORT_LINE = re.compile(r"\s*(from|import)\b")
+_MEMBER_AT = re.compile(r"((?:self\.)?[A-Za-z_]\w*)\.(\w*)$")  # the receiver of a member being typed: x.| or x.na|
+_PARTIAL = re.compile(r"(?<![\w.])[A-Za-z_]\w*$")  # an identifier the cursor is still typing (not a member)
 _KEYWORD_ARG = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)")
 _STRING = re.compile(r"(\"\"\"|''')[\s\S]*?\1|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|#[^\n]*")
 _RECEIVER = re.compile(r"(?<![\w.])((?:self\.)?[A-Za-z_]\w*)\.(?=[A-Za-z_])")
@@ -112,10 +114,11 @@ def local_names(text: str) -> set[str]:
 
 
 def cursor_names(prefix: str, suffix: str) -> list[Candidate]:
-    """The names the code at the cursor is likely to need, most likely first: those on the cursor's line (right to
-    left); imported names not used above the cursor (a first use is what the file alone cannot answer), the ones
-    used soonest below it first; then those of the lines above and just below it, nearest first. Names the buffer
-    defines, builtins and keywords are left out."""
+    """The names the code at the cursor is likely to need, most likely first: imported names that complete the
+    identifier being typed; those on the cursor's line (right to left); imported names not used above the cursor
+    (a first use is what the file alone cannot answer) — those used nowhere in the buffer first, then those used
+    soonest below it; then those of the lines above and just below it, nearest first. Names the buffer defines,
+    builtins and keywords are left out."""
     buffer = prefix + suffix
     local = local_names(buffer) - set(imported_names(buffer))
     head, _, line = prefix.rpartition("\n")
@@ -128,15 +131,23 @@ def cursor_names(prefix: str, suffix: str) -> list[Candidate]:
             if name not in seen and name not in COMMON and name not in local and len(name) > 1:
                 seen[name] = Candidate(name, why)
 
-    add(reversed(_names(_code(line))), "cursor")
+    imported = imported_names(buffer)
     above_all = "\n".join(l for l in _code(prefix).split("\n") if not _IMPORT_LINE.match(l))
     used = set(_IDENT.findall(above_all))  # used above the cursor; the first use may be the one at the cursor
-    below_all = _code(suffix)
+    typing = _PARTIAL.search(line)
+    if typing:  # a name being typed: the imported names it can still become, those not used above first
+        word = typing.group(0)
+        add(sorted((n for n in imported if n.startswith(word) and n != word), key=lambda n: n in used), "import")
+    add(reversed(_names(_code(line))), "cursor")
+    below_all = "\n".join(l for l in _code(suffix).split("\n") if not _IMPORT_LINE.match(l))
     first_below = {}
     for m in _IDENT.finditer(below_all):
         first_below.setdefault(m.group(0), m.start())
-    fresh = [n for n in imported_names(buffer) if n not in used]
-    add(sorted(fresh, key=lambda n: first_below.get(n, len(below_all))), "import")  # used soonest below first
+    fresh = [n for n in imported if n not in used]
+    # an import the buffer uses nowhere is what the code being written is about to use (measured: the needed
+    # name ranks first or second for 76% of first uses, against 34% with the used-soonest-below ones first)
+    add([n for n in fresh if n not in first_below], "import")
+    add(sorted((n for n in fresh if n in first_below), key=first_below.__getitem__), "import")  # soonest first
     near = [_names(l) for l in reversed(above) if not _IMPORT_LINE.match(l)]
     below_names = [_names(l) for l in below if not _IMPORT_LINE.match(l)]
     for i in range(max(len(near), len(below_names))):  # nearest lines first, above before below
@@ -185,13 +196,13 @@ def _types(annotation: str) -> list[str]:
     return [n for n in _IDENT.findall(annotation) if n[0].isupper() and n not in TYPING]
 
 
-def receiver_classes(prefix: str, suffix: str) -> list[tuple[str, str]]:
+def receiver_classes(prefix: str, suffix: str, only: str | None = None) -> list[tuple[str, str]]:
     """What the objects near the cursor are: ``(kind, name)`` pairs, ``("class", Foo)`` or ``("module", name)``,
     nearest receiver first. A receiver is a name read with a dot (``x.``, ``self.x.``) in the lines around the
     cursor, or bound there with a known type; its class comes from ``x = Foo(...)`` / ``Foo.create(...)``, an
     annotation (``x: Foo``, a parameter's, ``self.x: Foo``), an alias of a typed name (``self.x = x``), the bases of the enclosing class for ``self``, or the
     import itself (an imported class, or a module of the project). Imported lower-case names come last, as
-    possible modules."""
+    possible modules. ``only``: the pairs of that one receiver (the one before the cursor's dot)."""
     buffer = prefix + suffix
     types: dict[str, list[str]] = {}
     for m in _CONSTRUCTED.finditer(_code(buffer)):
@@ -215,14 +226,16 @@ def receiver_classes(prefix: str, suffix: str) -> list[tuple[str, str]]:
         for line in ([above[-1 - i]] if i < len(above) else []) + ([below[i]] if i < len(below) else []):
             order += [r for r in _RECEIVER.findall(line) + _bound_name(line) if r not in order]
     out: list[tuple[str, str]] = []
+    if only is not None:
+        order, types = [only], {only: types[only]} if only in types else {}
     for r in order + [r for r in types if r not in order]:
         for kind_name in ([("class", t) for t in types.get(r, [])]
                           or ([("class", r)] if r in imported and r[0].isupper() else
                               [("module", r)] if r in imported else [])):
             if kind_name not in out:
                 out.append(kind_name)
-    # then the imported names not seen as receivers that may be project modules (``from pkg import store``)
-    out += [("module", r) for r in imported if r[0].islower() and ("module", r) not in out]
+    if only is None:  # then the imported names not seen as receivers that may be project modules
+        out += [("module", r) for r in imported if r[0].islower() and ("module", r) not in out]
     return out
 
 
@@ -232,10 +245,12 @@ def _bound_name(line: str) -> list[str]:
     return [m.group(1)] if m else []
 
 
-def _outline(path: str, lines: list[str], start: int, buffer_names: set[str], suffix_names: set[str]) -> Hit | None:
+def _outline(path: str, lines: list[str], start: int, buffer_names: set[str], suffix_names: set[str],
+             typed: str = "") -> Hit | None:
     """The class (or module, ``start`` -1) at ``lines[start]``: its line and up to ``OUTLINE_MEMBERS`` member lines
-    (methods' first lines, fields, constants) of its body's first level. Members the buffer names only below the
-    cursor come first, then those it never names: a first use is what the buffer cannot show."""
+    (methods' first lines, fields, constants) of its body's first level. Members that complete the ``typed`` word
+    come first, then those the buffer names only below the cursor, then those it never names: a first use is what
+    the buffer cannot show."""
     if start >= 0:
         indent = len(lines[start]) - len(lines[start].lstrip())
         body_indent, end = None, len(lines)
@@ -261,7 +276,8 @@ def _outline(path: str, lines: list[str], start: int, buffer_names: set[str], su
         m = _MEMBER.match(lines[j].strip())
         name = m and next((g for g in m.groups() if g), None)
         if name and not name.startswith("__"):
-            rank = 0 if name in suffix_names else 1 if name not in buffer_names else 2
+            rank = (-1 if typed and name.startswith(typed) else 0 if name in suffix_names
+                    else 1 if name not in buffer_names else 2)
             named.append((rank, j))
     keep = sorted(j for _, j in sorted(named)[:OUTLINE_MEMBERS])
     shown = ([start] if start >= 0 else []) + keep
@@ -271,14 +287,16 @@ def _outline(path: str, lines: list[str], start: int, buffer_names: set[str], su
     return Hit(path, shown[0] + 1, shown[-1] + 1, 0.0, text)
 
 
-def receiver_outlines(engram: Engram, path: str | None, prefix: str, suffix: str, limit: int = OUTLINES) -> list[Hit]:
-    """Outlines of the classes and project modules of the receivers near the cursor (``receiver_classes``)."""
+def receiver_outlines(engram: Engram, path: str | None, prefix: str, suffix: str, limit: int = OUTLINES,
+                      only: str | None = None, typed: str = "") -> list[Hit]:
+    """Outlines of the classes and project modules of the receivers near the cursor (``receiver_classes``), or of
+    the ``only`` receiver (its members that start with ``typed`` first)."""
     out: list[Hit] = []
     buffer_names = set(_IDENT.findall(_code(prefix)))
     suffix_names = set(_IDENT.findall(_code(suffix))) - buffer_names
     buffer_names |= suffix_names
     modules = _module_paths(prefix + suffix)
-    for kind, name in receiver_classes(prefix, suffix):
+    for kind, name in receiver_classes(prefix, suffix, only):
         if len(out) >= limit:
             break
         hit = None
@@ -288,12 +306,13 @@ def receiver_outlines(engram: Engram, path: str | None, prefix: str, suffix: str
                 at = next((found.start_line - 1 + i for i, text in enumerate(found.text.split("\n"))
                            if re.match(rf"[ \t]*class[ \t]+{re.escape(name)}\b", text)), None)
                 if at is not None and at < len(lines):
-                    hit = _outline(found.path, lines, at, buffer_names, suffix_names)
+                    hit = _outline(found.path, lines, at, buffer_names, suffix_names, typed)
                     break
         elif not modules.get(name, "").startswith("__future__"):
             doc = _module_document(engram, modules.get(name, name), path)
             if doc is not None:
-                hit = _outline(doc, (engram.document_text(doc) or "").split("\n"), -1, buffer_names, suffix_names)
+                hit = _outline(doc, (engram.document_text(doc) or "").split("\n"), -1, buffer_names, suffix_names,
+                               typed)
         if hit is not None:
             out.append(hit)
     return out
@@ -358,6 +377,11 @@ def completion_hits(engram: Engram, path: str | None, prefix: str, suffix: str, 
         spans.append((hit.path, hit.start_line, hit.end_line))
         return True
 
+    member = _MEMBER_AT.search(prefix[prefix.rfind("\n") + 1:])
+    if member:  # ``x.|``: what x is comes first (measured: the needed member is shown for 4% of them otherwise)
+        for hit in receiver_outlines(engram, path, prefix, suffix, limit=1, only=member.group(1),
+                                     typed=member.group(2)):
+            keep(hit, overlap=True)
     defined = []
     for candidate in cursor_names(prefix, suffix):
         if len(defined) >= named:

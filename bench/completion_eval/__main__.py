@@ -73,13 +73,14 @@ def prepare(work: Path) -> None:
             z.extractall(dest, [m for m in z.namelist() if ".dist-info/" not in m])
 
 
-def choose(work: Path, n: int) -> list[dict]:
-    """``n`` targets spread evenly over the projects (a small project's shortfall goes to the others)."""
+def choose(work: Path, n: int, cursor: str = "name") -> list[dict]:
+    """``n`` targets spread evenly over the projects (a small project's shortfall goes to the others); ``cursor``:
+    where in the target line the cursor sits (``targets.project_targets``)."""
     rng = random.Random(SEED)
     pools = {}
     for name in PROJECTS:
         folder = work / "projects" / name.replace("-", "_")
-        pools[folder.name] = [{**t, "project": folder.name} for t in project_targets(folder, rng, 10 * n)]
+        pools[folder.name] = [{**t, "project": folder.name} for t in project_targets(folder, rng, 10 * n, cursor=cursor)]
     chosen: list[dict] = []
     while len(chosen) < n and any(pools.values()):
         for pool in pools.values():
@@ -337,6 +338,8 @@ def main() -> int:
     p.add_argument("--context-length", type=int, default=1024)
     p.add_argument("--max-tokens", type=int, default=24)
     p.add_argument("--tag", default="", help="suffix of the results and rows files (e.g. 1.5b)")
+    p.add_argument("--cursor", choices=("name", "line"), default="name", help="just before the cross-file name "
+                   "(CrossCodeEval's place, the default) or after the line's indentation")
     p.add_argument("--chunk", type=int, default=6, help="targets per project and arm in one engram-ls run")
     p.add_argument("--stop-at", help="UTC time HH:MM after which no new chunk starts (the run stays paired)")
     p.add_argument("--arms", default=",".join(ARMS), help="the arms to run, in order (default: all four; rows of "
@@ -347,7 +350,7 @@ def main() -> int:
         raise SystemExit(f"--arms: choose from {', '.join(ARMS)}")
     if args.prepare:
         prepare(args.work)
-    targets = choose(args.work, args.n)
+    targets = choose(args.work, args.n, args.cursor)
     by_id = {t["id"]: t for t in targets}
     cache = args.work / "cache"
     cache.mkdir(parents=True, exist_ok=True)
@@ -355,6 +358,8 @@ def main() -> int:
     settings = {"model": args.model or "qwen2.5-coder-0.5b-instruct", "context_length": args.context_length,
                 "max_tokens": args.max_tokens, "projects": PROJECTS, "seed": SEED,
                 "bm25": [WINDOW, STRIDE, QUERY_LINES, BM25_K], "oracle_lines": ORACLE_LINES}
+    if args.cursor != "line":  # rows of the runs made before the option exist only for "line"
+        settings["cursor"] = args.cursor
     settings_file = rows_file.with_suffix(".settings.json")
     if rows_file.exists() and json.loads(settings_file.read_text()) != settings:
         raise SystemExit(f"{rows_file} holds rows made with other settings ({settings_file}): use another --tag")

@@ -3,8 +3,10 @@
 Static analysis with Python's ``ast``: a target line uses a name (a called or referenced function, class, constant,
 or a method/attribute after a dot) that is defined in exactly one or two other files of the project, is not defined
 in the current file, and does not appear in the code above the line except in its imports — the first use, which
-the file alone cannot answer. The cursor sits after the line's indentation; the expected completion is the rest of
-the line.
+the file alone cannot answer. The cursor sits just before that name, as CrossCodeEval places it (``cursor="name"``:
+after ``x.`` for ``x.method``), so the completion is the name and the rest of the line — what a definition can
+answer; ``cursor="line"`` puts it after the line's indentation instead (the evaluation of 2026-12-02 did, and found
+the model writing another plausible line, definition or not).
 """
 
 from __future__ import annotations
@@ -75,15 +77,16 @@ def local_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def used_by_line(tree: ast.Module) -> dict[int, list[str]]:
-    """Line (1-based) -> names loaded and attributes read by the code on it, in source order (one tree walk)."""
+def used_by_line(tree: ast.Module) -> dict[int, list[tuple[int, str]]]:
+    """Line (1-based) -> (UTF-8 byte column where the name starts, name) of the names loaded and attributes read by
+    the code on it, in source order (one tree walk)."""
     found: dict[int, list[tuple[int, str]]] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             found.setdefault(node.lineno, []).append((node.col_offset, node.id))
         elif isinstance(node, ast.Attribute) and node.end_lineno == node.lineno:
-            found.setdefault(node.lineno, []).append((node.end_col_offset or 0, node.attr))
-    return {line: [n for _, n in sorted(names)] for line, names in found.items()}
+            found.setdefault(node.lineno, []).append(((node.end_col_offset or 0) - len(node.attr), node.attr))
+    return {line: sorted(names) for line, names in found.items()}
 
 
 def first_seen(lines: list[str]) -> dict[str, int]:
@@ -96,8 +99,9 @@ def first_seen(lines: list[str]) -> dict[str, int]:
     return first
 
 
-def project_targets(root: Path, rng: random.Random, limit: int, per_file: int = 2) -> list[dict]:
-    """Up to ``limit`` targets of the project under ``root``, at most ``per_file`` per file, in a seeded order."""
+def project_targets(root: Path, rng: random.Random, limit: int, per_file: int = 2, cursor: str = "name") -> list[dict]:
+    """Up to ``limit`` targets of the project under ``root``, at most ``per_file`` per file, in a seeded order;
+    ``cursor`` is ``"name"`` (just before the cross-file name) or ``"line"`` (after the indentation)."""
     files = {}
     for f in sorted(root.rglob("*.py")):
         if "_pb2" in f.name:  # generated protobuf code
@@ -124,7 +128,7 @@ def project_targets(root: Path, rng: random.Random, limit: int, per_file: int = 
             if not 8 <= len(s) <= 100 or s.startswith(SKIP_START) or i < 5:
                 continue
             used = uses.get(i + 1, [])
-            for name in used:
+            for col, name in used:
                 spans = [sp for sp in definers.get(name, []) if sp.path != path]
                 if not spans or name in local or name in BUILTIN or name in COMMON_ATTRS or name in defs[path]:
                     continue
@@ -132,10 +136,14 @@ def project_targets(root: Path, rng: random.Random, limit: int, per_file: int = 
                     continue
                 if seen.get(name, i) < i:
                     continue
-                indent = line[: len(line) - len(line.lstrip())]
+                at = len(line.encode("utf-8")[:col].decode("utf-8", "replace"))  # ast columns count bytes
+                if cursor == "line":
+                    at = len(line) - len(line.lstrip())
+                elif line[at:at + len(name)] != name:
+                    continue
                 candidates.append({"path": path, "line": i + 1, "target": s, "name": name,
                                    "defined": [sp.__dict__ for sp in spans],
-                                   "prefix": "\n".join(lines[:i]) + "\n" + indent,
+                                   "prefix": "\n".join(lines[:i]) + "\n" + line[:at],
                                    "suffix": "\n" + "\n".join(lines[i + 1:])})
                 break
         rng.shuffle(candidates)

@@ -80,9 +80,12 @@ def test_cursor_names_put_the_cursor_line_first_then_unused_imports_then_nearby(
     prefix = ("from .store import open_store, Store\nfrom .util import helper_one, helper_two, helper_three\n\n\n"
               "def run(path):\n    data = helper_one(path, mode=3)\n    print(len(data))\n    s = Store.")
     names = [(c.name, c.why) for c in cursor_names(prefix, "\n    return s\n\n\nx = helper_three()\n")]
-    assert names == [("Store", "cursor"), ("helper_three", "import"), ("open_store", "import"),
-                     ("helper_two", "import"), ("helper_one", "near")]
-    # not print/len (builtins), data/s/path (local), mode (a keyword); helper_three is used soonest below
+    assert names == [("Store", "cursor"), ("open_store", "import"), ("helper_two", "import"),
+                     ("helper_three", "import"), ("helper_one", "near")]
+    # not print/len (builtins), data/s/path (local), mode (a keyword); the imports used nowhere come before
+    # helper_three, which the code below uses (so the line being written is less likely its first use)
+    typing = [c.name for c in cursor_names(prefix.rsplit("\n", 1)[0] + "\n    s = help", "\n")]
+    assert typing[:3] == ["helper_two", "helper_three", "helper_one"]  # what the word being typed can become
 
 
 def test_imported_names_are_the_bound_names():
@@ -144,3 +147,14 @@ def test_a_receiver_gets_its_class_outline_and_a_module_its_own(tmp_path):
                              similar=0)
     outline = next(h for h in module if h.path == "pkg/store.py" and "def open_store(path, create=True):" in h.text)
     assert "class Store:" in outline.text.split("\n") and "    def put" not in outline.text  # top level only
+
+
+def test_a_member_being_typed_gets_its_receivers_outline_first(tmp_path):
+    e = engram(tmp_path)
+    prefix = "from pkg.jobqueue import JobQueue\nfrom .store import open_store\n\n\ndef later(q: JobQueue, job):\n    q."
+    hits = completion_hits(e, "pkg/new.py", prefix, "\n", similar=0)
+    assert hits[0].path == "pkg/jobqueue.py" and hits[0].text.startswith("class JobQueue:")
+    assert "    def defer_job(self, job, seconds):" in hits[0].text.split("\n")
+    assert any(h.text.startswith("def open_store(") for h in hits[1:])  # the definitions still follow
+    plain = completion_hits(e, "pkg/new.py", prefix[:-2] + "x = ", "\n", similar=0)
+    assert not plain[0].text.startswith("class JobQueue:")  # no dot at the cursor: definitions first
