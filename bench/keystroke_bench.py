@@ -1,17 +1,18 @@
 """Keystroke -> inline completion latency in the real server, for each shipped coding model (issue 13).
 
 The server runs over stdio (pytest-lsp's client) on a real project — one of the completion evaluation's recent
-packages — with its default settings (150 ms debounce, engram context, the coding model's 4096-token window, the
-cores split over the workers) and only ``models.coding.path`` set. At each of a few evaluation targets the file is
-opened as an unsaved buffer (prefix + suffix, as ``engram-ls complete`` sees it), then the target's own text is
-typed one character at a time, each keystroke followed by an automatic inline-completion request; the latency is
-from the keystroke's didChange to the answer, and the next key waits for it (a typist who pauses to read).
+packages — with its default settings (150 ms debounce, engram context, the completion's prompt budget
+``completion.contextTokens``, the cores split over the workers) and only ``models.coding.path`` set. At each of a
+few evaluation targets the file is opened as an unsaved buffer (prefix + suffix, as ``engram-ls complete`` sees
+it), then the target's own text is typed one character at a time, each keystroke followed by an automatic
+inline-completion request; the latency is from the keystroke's didChange to the answer, and the next key waits for it (a typist who pauses to read).
 
 The first key at a spot pays for the whole prompt (a new file section); the keys after it re-use llama.cpp's cached
 prefix (the snippets and the file above the cursor stay put), so both are reported apart.
 
 Run: ``python bench/keystroke_bench.py [--models NAME,NAME] [--spots 5] [--keys 6]`` after
-``python -m bench.completion_eval --prepare`` has unpacked the projects. Writes bench/results/keystroke.{json,md}.
+``python -m bench.completion_eval --prepare`` has unpacked the projects; ``--context-tokens 4096,1024`` runs each
+model at each prompt budget (``completion.contextTokens``). Writes bench/results/keystroke[-TAG].{json,md}.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pytest_lsp import ClientServerConfig, client_capabilities
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.completion_eval.__main__ import choose  # noqa: E402
 from engram_ls.inference.models import models_dir  # noqa: E402
+from engram_ls.server.config import CompletionSettings  # noqa: E402
 
 OUT = Path(__file__).parent / "results"
 SERVER = [sys.executable, "-m", "engram_ls.server.cli", "serve", "--log-level", "warning"]
@@ -40,14 +42,15 @@ MODELS = ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct")
 PROJECT = "smolagents"
 
 
-async def start(root: Path, cache: Path, model: str):
+async def start(root: Path, cache: Path, model: str, context_tokens: int | None):
     env = dict(os.environ, ENGRAM_LS_CACHE=str(cache), ENGRAM_LS_MODELS=str(models_dir()))
     client = await ClientServerConfig(server_command=SERVER, server_env=env).start()
     caps = client_capabilities("visual-studio-code")
     caps.text_document.inline_completion = types.InlineCompletionClientCapabilities()
     await client.initialize_session(types.InitializeParams(
         capabilities=caps, workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-        initialization_options={"models": {"coding": {"path": model}}, "hover": {"useModel": False}}))
+        initialization_options={"models": {"coding": {"path": model}}, "hover": {"useModel": False}} | (
+            {"completion": {"contextTokens": context_tokens}} if context_tokens else {})))
     while True:
         info = next(iter((await client.workspace_execute_command_async(
             types.ExecuteCommandParams("engram.status")))["index"].values()), None)
@@ -84,8 +87,9 @@ async def type_at(client, root: Path, target: dict, keys: int, version: int) -> 
     return out, version
 
 
-async def one_model(model: str, root: Path, targets: list[dict], keys: int, work: Path) -> dict:
-    client = await start(root, work / f"cache-{model}", model)
+async def one_model(model: str, root: Path, targets: list[dict], keys: int, work: Path,
+                    context_tokens: int | None) -> dict:
+    client = await start(root, work / f"cache-{model}", model, context_tokens)
     try:
         t = time.perf_counter()  # model load and the first whole prompt: reported apart, not a keystroke
         warm, version = await type_at(client, root, targets[0], 1, 1)
@@ -104,7 +108,8 @@ async def one_model(model: str, root: Path, targets: list[dict], keys: int, work
         return round(float(np.percentile(values, p))) if values else None
 
     every = first + later
-    return {"model": model, "warm_up_ms": round(warm_ms), "spots": len(targets) - 1, "keys": len(every),
+    return {"model": model, "context_tokens": context_tokens or CompletionSettings().context_tokens,
+            "warm_up_ms": round(warm_ms), "spots": len(targets) - 1, "keys": len(every),
             "no_suggestion": sum(v != v for v in every),
             "p50_ms": pct(every, 50), "p95_ms": pct(every, 95),
             "first_key_p50_ms": pct(first, 50), "next_keys_p50_ms": pct(later, 50), "next_keys_p95_ms": pct(later, 95),
@@ -117,6 +122,9 @@ def main() -> int:
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--spots", type=int, default=5)
     p.add_argument("--keys", type=int, default=6)
+    p.add_argument("--context-tokens", default="", help="comma-separated completion.contextTokens values to run "
+                   "for each model (default: the server's default only)")
+    p.add_argument("--tag", default="", help="suffix of the results files")
     args = p.parse_args()
     targets = [t for t in choose(args.work, 60) if t["project"] == PROJECT]
     seen, spots = set(), []
@@ -130,24 +138,28 @@ def main() -> int:
     shutil.copytree(args.work / "projects" / PROJECT, root)
     results = []
     try:
+        budgets = [int(b) for b in args.context_tokens.split(",") if b] or [None]
         for model in args.models.split(","):
-            results.append(asyncio.run(one_model(model, root, spots, args.keys, work)))
+            for budget in budgets:
+                results.append(asyncio.run(one_model(model, root, spots, args.keys, work, budget)))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "latencies_ms"}), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     meta = {"project": PROJECT, "cores": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
             "when": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())}
     OUT.mkdir(exist_ok=True)
-    (OUT / "keystroke.json").write_text(json.dumps({**meta, "models": results}, indent=1))
-    rows = ["| model | keystrokes | p50 / p95 | first key at a spot, p50 | next keys p50 / p95 | warm-up (load + "
-            "first prompt) |", "|---|---|---|---|---|---|"]
-    rows += [f"| {r['model']} | {r['keys']} at {r['spots']} spots | {r['p50_ms']} / {r['p95_ms']} ms | "
+    stem = f"keystroke{'-' + args.tag if args.tag else ''}"
+    (OUT / f"{stem}.json").write_text(json.dumps({**meta, "models": results}, indent=1))
+    rows = ["| model | prompt budget | keystrokes | p50 / p95 | first key at a spot, p50 | next keys p50 / p95 | "
+            "warm-up (load + first prompt) |", "|---|---|---|---|---|---|---|"]
+    rows += [f"| {r['model']} | {r['context_tokens']} | {r['keys']} at {r['spots']} spots | "
+             f"{r['p50_ms']} / {r['p95_ms']} ms | "
              f"{r['first_key_p50_ms']} ms | {r['next_keys_p50_ms']} / {r['next_keys_p95_ms']} ms | "
              f"{r['warm_up_ms']} ms |" for r in results]
     rows += ["", f"Real server over stdio on {PROJECT} ({meta['cores']} cores, load average "
              f"{' '.join(map(str, meta['load_average']))} at the end, {meta['when']}); default settings but the "
              "coding model; each key waits for the previous answer."]
-    (OUT / "keystroke.md").write_text("\n".join(rows) + "\n")
+    (OUT / f"{stem}.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
     return 0
 

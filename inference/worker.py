@@ -152,6 +152,11 @@ class Worker:
         mode = req.get("mode", "prompt")
         count = self.backend.count
         n_ctx = self.backend.n_ctx
+        if req.get("budget") is not None:  # a completion's own prompt budget (prompt reading is its latency)
+            budget = int(req["budget"])
+            if budget < 64:
+                raise ValueError("budget must be at least 64 tokens")
+            n_ctx = min(n_ctx, budget)
         cited: list[int] = []
         self.current = rid
         if mode == "fim":

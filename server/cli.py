@@ -142,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--one-line", action="store_true", help="stop at the end of the line (default: off)")
     p.add_argument("--similar", type=_positive("--similar", 0, 20), default=3,
                    help="similar-code snippets after the definitions and call sites (default: 3)")
-    p.add_argument("--context-length", type=_positive("--context-length", 256, 131072), default=4096,
-                   help="the model's context window, which bounds the prompt, in tokens (default: 4096)")
+    p.add_argument("--context-length", type=_positive("--context-length", 256, 131072), default=1024,
+                   help="tokens of prompt and completion (default: 1024, as inline completion's "
+                   "completion.contextTokens)")
     p.add_argument("--model-path", help="a local GGUF file or a shipped model's name (default: the shipped "
                    "Qwen2.5-Coder-1.5B with at least 4 cores and the coder-1_5b extra installed, else the 0.5B)")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout (the only format; default: on)")

@@ -23,6 +23,9 @@ class CompletionSettings:
     debounce_ms: int = 150
     max_tokens: int = 48
     context_snippets: int = 3
+    # tokens of prompt and answer: on a CPU, reading the prompt is most of a completion's latency (a keystroke
+    # re-reads what follows the cursor), so inline completion stays well below the model's context length
+    context_tokens: int = 1024
 
 
 @dataclass
@@ -125,7 +128,8 @@ def parse(settings: Any) -> tuple[ServerConfig, list[str]]:
     if config.log_level not in LOG_LEVELS:
         warnings.append(f"setting 'logLevel' must be one of {', '.join(LOG_LEVELS)}; using 'info'")
         config.log_level = "info"
-    for name, lo, hi in (("debounce_ms", 0, 5000), ("max_tokens", 1, 1024), ("context_snippets", 0, 20)):
+    for name, lo, hi in (("debounce_ms", 0, 5000), ("max_tokens", 1, 1024), ("context_snippets", 0, 20),
+                         ("context_tokens", 256, 131072)):
         value = getattr(config.completion, name)
         if not lo <= value <= hi:
             warnings.append(f"setting 'completion.{camel(name)}' must be in {lo}..{hi}; using the default")

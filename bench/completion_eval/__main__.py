@@ -80,7 +80,8 @@ def choose(work: Path, n: int, cursor: str = "name") -> list[dict]:
     pools = {}
     for name in PROJECTS:
         folder = work / "projects" / name.replace("-", "_")
-        pools[folder.name] = [{**t, "project": folder.name} for t in project_targets(folder, rng, 10 * n, cursor=cursor)]
+        pools[folder.name] = [{**t, "project": folder.name}
+                              for t in project_targets(folder, rng, 10 * n, cursor=cursor)]
     chosen: list[dict] = []
     while len(chosen) < n and any(pools.values()):
         for pool in pools.values():
@@ -170,7 +171,7 @@ def run_arm(arm: str, folder: Path, items: list[dict], args, cache: Path, window
         elif arm == "oracle":
             r["snippets"] = oracle(folder, t, fits)
         requests.append(r)
-    req_file = cache / f"requests-{arm}.jsonl"
+    req_file = cache / f"requests-{args.tag or 'run'}-{arm}.jsonl"  # runs with other tags may go on beside it
     req_file.write_text("".join(json.dumps(r) + "\n" for r in requests))
     context = {"none": "none", "engram": "engram"}.get(arm, "given")
     cmd = [sys.executable, "-m", "engram_ls.server.cli", "complete", str(folder), "--requests-file", str(req_file),
@@ -263,11 +264,21 @@ def report(targets: dict[int, dict], rows: list[dict], meta: dict, tag: str) -> 
                 "ci95": bootstrap_ratio(x, y, rng) if ids else None,
                 "difference_ci95": bootstrap_diff(x, y, rng) if ids else None}
 
+    def kind(t):  # what the cursor needs: a call (``name(``), a member (``x.name``), or another use
+        at = t["target"].find(t["name"], len(t["prefix"].rsplit("\n", 1)[-1].lstrip()))
+        rest = t["target"][at + len(t["name"]):].lstrip() if at >= 0 else ""
+        return "call" if rest.startswith("(") else "member" if t["target"][at - 1:at] == "." else "other"
+
+    by_kind = {}
+    for k in ("call", "member", "other"):
+        ids = [i for i in main if kind(targets[i]) == k]
+        by_kind[k] = {"n": len(ids)} | {arm: round(float(col(arm, [i for i in ids if arm in done[i]]).mean()), 4)
+                                        if any(arm in done[i] for i in ids) else None for arm in ARMS}
     trio = [i for i in main if "oracle" in done[i]]
     gain = col("oracle", trio).mean() - col("none", trio).mean() if trio else 0.0
     result = {**meta, "n": len(main), "arms": summary,
               "engram_over_none": ratio("engram", "none"), "engram_over_bm25": ratio("engram", "bm25"),
-              "oracle_over_none": ratio("oracle", "none"),
+              "oracle_over_none": ratio("oracle", "none"), "exact_by_kind": by_kind,
               "share_of_oracle_gain": {"n": len(trio), "share": round(float(
                   (col("engram", trio).mean() - col("none", trio).mean()) / gain), 3) if gain > 0 else None},
               "context_sha": sorted({row.get("context_sha") or "?" for i in main for row in done[i].values()}),
@@ -305,7 +316,10 @@ def report(targets: dict[int, dict], rows: list[dict], meta: dict, tag: str) -> 
               "Exact match — " + "; ".join([said("engram / none", result["engram_over_none"]),
                                             said("engram / BM25", result["engram_over_bm25"]),
                                             said("oracle / none", result["oracle_over_none"])])
-              + f"; engram's share of the oracle's gain over none: {share['share']} ({share['n']} targets)."]
+              + f"; engram's share of the oracle's gain over none: {share['share']} ({share['n']} targets).",
+              "Exact match by what the cursor needs — " + "; ".join(
+                  f"{k} (n = {v['n']}): " + ", ".join(f"{a} {v[a]}" for a in ARMS if v[a] is not None)
+                  for k, v in by_kind.items() if v["n"]) + "."]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     return result
 

@@ -86,7 +86,8 @@ def main() -> int:
                 kind[0] += hit
                 kind[1] += 1
     n = len(targets)
-    result = {"n": n, "cursor": args.cursor, "context_length": args.context_length, "max_tokens": args.max_tokens, "context_sha": sha,
+    result = {"n": n, "cursor": args.cursor, "context_length": args.context_length, "max_tokens": args.max_tokens,
+              "context_sha": sha,
               "engram_by_kind": {k: {"hits": h, "n": m, "rate": round(h / m, 4)} for k, (h, m) in by_kind.items()},
               "hit_rate": {arm: round(hits[arm] / n, 4) for arm in ARMS},
               "snippets_in_prompt": {arm: round(snippets_in[arm] / n, 2) for arm in ARMS},

@@ -124,3 +124,21 @@ def test_frames_larger_than_a_pipe_buffer(worker):
     send(worker, {"type": "generate", "id": "big", "mode": "fim", "prefix": big, "suffix": big, "max_tokens": 2})
     frames = frames_until_end(worker, "big")
     assert frames[-1]["type"] == "done" and worker.poll() is None
+
+
+def test_a_fim_budget_bounds_the_prompt_and_a_tiny_one_is_refused(worker):
+    read_frame(worker.stdout)
+    long_prefix = "".join(f"value_{i} = compute({i})\n" for i in range(400))
+
+    def prompt_tokens(rid, **extra):
+        send(worker, {"type": "generate", "id": rid, "mode": "fim", "prefix": long_prefix, "suffix": "\n",
+                      "max_tokens": 2, **extra})
+        done = frames_until_end(worker, rid)[-1]
+        assert done["type"] == "done", done
+        return done["usage"]["prompt_tokens"]
+
+    whole, bounded = prompt_tokens("whole"), prompt_tokens("bounded", budget=300)
+    assert bounded <= 300 < whole
+    send(worker, {"type": "generate", "id": "tiny", "mode": "fim", "prefix": "x", "max_tokens": 1, "budget": 8})
+    error = frames_until_end(worker, "tiny")[-1]
+    assert error["type"] == "error" and error["code"] == "bad_request" and "budget" in error["message"]

@@ -32,6 +32,19 @@ def test_unknown_and_invalid_keys_warn_with_their_names():
     assert config.completion.debounce_ms == 150
 
 
+def test_the_completion_budget_is_bounded_and_the_cli_batch_uses_the_same_default():
+    from engram_ls.server.cli import build_parser
+    from engram_ls.server.config import CompletionSettings
+
+    config, warnings = parse({"completion": {"contextTokens": 2048}})
+    assert warnings == [] and config.completion.context_tokens == 2048
+    config, warnings = parse({"completion": {"contextTokens": 100}})
+    assert "completion.contextTokens" in "\n".join(warnings)
+    assert config.completion.context_tokens == CompletionSettings().context_tokens
+    batch = build_parser().parse_args(["complete", ".", "--requests-file", "r.jsonl"])
+    assert batch.context_length == CompletionSettings().context_tokens  # reproduces inline completion's prompts
+
+
 def test_non_object_settings():
     config, warnings = parse(["nope"])
     assert warnings and config.log_level == "info"
