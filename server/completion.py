@@ -91,10 +91,17 @@ async def fill(inference: Inference, prefix: str, suffix: str, hits, *, max_toke
 
 
 class Completer:
-    """One in-flight generation per document; newer requests supersede older ones."""
+    """One in-flight generation per document; newer requests supersede older ones.
+
+    While the cursor stays on one line and the text above it is unchanged, the snippets stay those of the line's
+    first request: the prompt then differs from the last one only from the cursor's line on, so llama.cpp re-reads
+    that line and what follows it rather than the whole prompt (a snippet set that changed with each typed letter
+    would move the first changed token to the prompt's start)."""
 
     def __init__(self) -> None:
         self.tickets: dict[str, int] = {}
+        self.line_context: dict[str, tuple[str, list]] = {}  # uri -> (the text above the cursor's line, hits)
+        self.context_reused = 0  # requests that kept their line's snippets
         self.running: dict[str, str] = {}
         self.started = 0        # generations handed to a worker
         self.superseded = 0     # requests a newer one replaced
@@ -121,8 +128,13 @@ class Completer:
         source = doc.source
         offset = doc.offset_at_position(position)
         prefix, suffix = source[:offset], source[offset:]
+        head = prefix[:prefix.rfind("\n") + 1]
         engram, rel = ls.roots.locate(uri)
-        if engram is not None:
+        kept = self.line_context.get(uri)
+        if kept is not None and kept[0] == head:
+            hits = kept[1]
+            self.context_reused += 1
+        elif engram is not None:
             await ls.roots.flush(uri)
             hits = await asyncio.get_running_loop().run_in_executor(
                 None, context_hits, engram, rel, prefix, suffix, settings.context_snippets)
@@ -132,6 +144,7 @@ class Completer:
             hits = await related(ls, query, settings.context_snippets, uri, exclude_lines=(line, line))
         if self.tickets.get(uri) != ticket:
             return None
+        self.line_context[uri] = (head, hits)
         inference = await ls.inference()
         # with snippets first; when that suggestion comes back empty (the 0.5B model, given snippets, sometimes
         # closes a code block and writes prose: seen in real Neovim on a fresh line after a method), once without
@@ -162,7 +175,8 @@ class Completer:
 
     def stats(self) -> dict:
         return {"started": self.started, "superseded": self.superseded, "returned": self.returned,
-                "discarded": self.discarded, "wasted_tokens": self.wasted_tokens}
+                "discarded": self.discarded, "wasted_tokens": self.wasted_tokens,
+                "context_reused": self.context_reused}
 
 
 def inline_supported(caps: types.ClientCapabilities) -> bool:

@@ -38,6 +38,9 @@ def register(server: EngramServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: EngramServer, params: types.DidCloseTextDocumentParams) -> None:
         versions.pop(params.text_document.uri, None)
+        completer = getattr(ls, "completer", None)
+        if completer is not None:
+            completer.line_context.pop(params.text_document.uri, None)
         engram, rel = ls.roots.locate(params.text_document.uri)
         if engram is not None:
             ls.roots.submit(engram.close_document, rel)

@@ -96,6 +96,31 @@ async def test_newer_request_supersedes_and_cancels_the_older(workspace, tmp_pat
         await stop(client)
 
 
+async def test_typing_on_a_line_keeps_its_snippets_within_the_prompt_budget(workspace, tmp_path, monkeypatch):
+    """Keys typed on one line reuse the line's snippets (so llama.cpp re-reads only the line and what follows);
+    a change above the line retrieves them again. Every completion carries the completion.contextTokens budget."""
+    trace = tmp_path / "frames.jsonl"
+    monkeypatch.setenv("ENGRAM_LS_TRACE_FRAMES", str(trace))
+    client = await start(workspace, tmp_path / "cache", options={**STUB, "completion": {"debounceMs": 0,
+                                                                                          "contextTokens": 700}})
+    try:
+        await indexed(client)
+        uri = open_doc(client, workspace / "shop/cart.py")
+        assert (await inline(client, uri, 14, 15)).items  # after "return ", before apply_discount(subtotal)
+        change(client, uri, 2, (14, 15), (14, 15), "app")
+        assert (await inline(client, uri, 14, 18)).items
+        assert (await command(client, "engram.status"))["completion"]["context_reused"] == 1
+        change(client, uri, 3, (13, 0), (13, 0), "        # a note above\n")
+        assert (await inline(client, uri, 15, 18)).items
+        assert (await command(client, "engram.status"))["completion"]["context_reused"] == 1  # retrieved again
+        frames = [f for f in sent_frames(trace) if f["type"] == "generate" and f["id"].startswith("complete-")]
+        assert len(frames) == 3 and all(f["budget"] == 700 for f in frames)
+        assert frames[0]["snippets"] and frames[1]["snippets"] == frames[0]["snippets"]
+        assert any("def apply_discount" in s["text"] for s in frames[0]["snippets"])
+    finally:
+        await stop(client)
+
+
 async def test_result_for_an_outdated_version_is_never_returned(workspace, tmp_path, monkeypatch):
     trace = tmp_path / "frames.jsonl"
     monkeypatch.setenv("ENGRAM_LS_TRACE_FRAMES", str(trace))
