@@ -145,7 +145,7 @@ def cursor_names(prefix: str, suffix: str) -> list[Candidate]:
         first_below.setdefault(m.group(0), m.start())
     fresh = [n for n in imported if n not in used]
     # an import the buffer uses nowhere is what the code being written is about to use (measured: the needed
-    # name ranks first or second for 76% of first uses, against 34% with the used-soonest-below ones first)
+    # name ranks first or second for 196 of 285 first uses of a bare name, 96 with the used-below ones first)
     add([n for n in fresh if n not in first_below], "import")
     add(sorted((n for n in fresh if n in first_below), key=first_below.__getitem__), "import")  # soonest first
     near = [_names(l) for l in reversed(above) if not _IMPORT_LINE.match(l)]
