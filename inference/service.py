@@ -162,11 +162,9 @@ class Inference:
                        budget: int | None = None) -> Answer:
         """Fill in the middle with the coding model, with retrieved snippets as repo-level context; ``budget``:
         the tokens prompt and answer may use (default: the model's context length)."""
-        fields = {"mode": "fim", "prefix": prefix, "suffix": suffix, "path": path, "repo": repo,
-                  "max_tokens": max_tokens, "stop": list(stop)}
-        if budget is not None:
-            fields["budget"] = budget
-        return await self._run("coding", fields, snippets, on_token, request_id)
+        return await self._run("coding", {"mode": "fim", "prefix": prefix, "suffix": suffix, "path": path,
+                                          "repo": repo, "max_tokens": max_tokens, "stop": list(stop),
+                                          "budget": budget}, snippets, on_token, request_id)
 
     async def ask(self, question: str, snippets: Sequence[Snippet] = (), *, role: str | None = None,
                   system: str | None = None, max_tokens: int = 512, request_id: str | None = None,
