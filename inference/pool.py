@@ -93,10 +93,13 @@ class Worker:
         try:
             frame = await asyncio.wait_for(read_frame_async(self.proc.stdout), self.pool.startup_timeout)
         except (asyncio.TimeoutError, ProtocolError) as e:
-            self.kill()
+            await self.stop()
             raise WorkerFailed(f"{self.pool.role} worker did not start: {e or 'timeout'}") from None
+        except BaseException:  # cancelled (Ctrl-C) while starting: reap it before the event loop closes
+            await self.stop()
+            raise
         if frame.get("type") != "hello":
-            self.kill()
+            await self.stop()
             raise WorkerFailed(f"{self.pool.role} worker failed to start: {frame.get('message', frame)}")
         self.hello = frame
         self.alive = True
@@ -154,6 +157,12 @@ class Worker:
                 self.proc.kill()
             except ProcessLookupError:
                 pass
+
+    async def stop(self) -> None:
+        """Kill and reap: a child left running when the event loop closes outlives the loop's child watcher."""
+        self.kill()
+        if self.proc is not None:
+            await self.proc.wait()
 
 
 class Pool:

@@ -88,6 +88,9 @@ class Inference:
         except Exception as e:
             await self.close()
             raise InferenceError(f"model workers failed to start: {e}", "model_error") from None
+        except BaseException:  # cancelled while starting: stop the workers already up, then let it propagate
+            await self.close()
+            raise
         self.started = True
 
     async def close(self) -> None:

@@ -156,6 +156,24 @@ async def test_close_leaves_no_processes():
     assert not any(pid_alive(p) for p in pids)
 
 
+async def test_start_cancelled_while_workers_start_reaps_them():
+    """Ctrl-C cancels ``start`` while the workers' interpreters are still loading: every worker process must be
+    reaped before the cancellation propagates (one left running outlives the event loop, whose child watcher then
+    complains on the terminal). The workers are stopped so none can say hello first."""
+    inf = Inference(stub_settings())
+    task = asyncio.create_task(inf.start())
+    started = lambda: [w for pool in inf.pools.values() for w in pool.workers if w.proc is not None]  # noqa: E731
+    await wait_until(lambda: len(inf.pools) == 2 and len(started()) == 2, what="both worker processes")
+    workers = started()
+    for w in workers:
+        os.kill(w.pid, signal.SIGSTOP)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert all(w.proc.returncode is not None for w in workers)
+    assert not any(pid_alive(w.pid) for w in workers)
+
+
 async def test_workers_die_with_a_sigkilled_parent(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent("""
