@@ -15,6 +15,19 @@ Count = Callable[[str], int]
 FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE = "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"
 REPO_NAME, FILE_SEP = "<|repo_name|>", "<|file_sep|>"
 FIM_STOPS = ["<|endoftext|>", FILE_SEP, REPO_NAME, FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE, "<|fim_pad|>", "<|im_end|>"]
+
+
+def ends_at_blank_line(text: str) -> bool:
+    """Whether ``text`` holds an empty line after its first non-blank line: an inline suggestion ends there (leading
+    blank lines do not count, the editor drops them), so generating on only costs the user time."""
+    start = 0
+    while True:
+        nl = text.find("\n", start)
+        if nl < 0:
+            return False
+        if text[start:nl].strip():
+            return "\n\n" in text[nl:]
+        start = nl + 1
 SAFETY_TOKENS = 16
 CODE_SHARE = 0.6   # the local window's floor: snippets never take more than the rest of the prompt
 WINDOW_STEP = 16   # the prefix window starts on a multiple of this many lines (a stable prompt prefix)

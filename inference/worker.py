@@ -30,6 +30,7 @@ from dataclasses import fields
 
 from . import prompts
 from .backends import BACKENDS, BackendError
+from .prompts import ends_at_blank_line
 from .protocol import PROTOCOL_VERSION, ProtocolError, encode, error_frame, read_frame
 from .settings import SamplingSettings
 
@@ -158,6 +159,11 @@ class Worker:
                 raise ValueError("budget must be at least 64 tokens")
             n_ctx = min(n_ctx, budget)
         cited: list[int] = []
+        text: list[str] = []
+        halt = self._should_stop(deadline)
+        if req.get("stop_blank_line"):
+            plain = halt
+            halt = lambda: plain() or ends_at_blank_line("".join(text))  # noqa: E731
         self.current = rid
         if mode == "fim":
             if not self.backend.fim:
@@ -165,8 +171,8 @@ class Worker:
             prompt, cited = prompts.fim_prompt(str(req["prefix"]), str(req.get("suffix", "")), snippets,
                                                path=str(req.get("path", "")), repo=str(req.get("repo", "workspace")),
                                                n_ctx=n_ctx, max_tokens=max_tokens, count=count)
-            pieces = self.backend.stream_prompt(prompt, max_tokens, temperature, prompts.FIM_STOPS + stop,
-                                                self._should_stop(deadline), sampling)
+            pieces = self.backend.stream_prompt(prompt, max_tokens, temperature, prompts.FIM_STOPS + stop, halt,
+                                                sampling)
             prompt_tokens = count(prompt)
         elif mode == "chat":
             if req.get("messages"):
@@ -176,17 +182,15 @@ class Worker:
                                                         role=str(req.get("role") or self.role),
                                                         system=req.get("system"), n_ctx=n_ctx,
                                                         max_tokens=max_tokens, count=count)
-            pieces = self.backend.stream_chat(messages, max_tokens, temperature, stop, self._should_stop(deadline),
-                                              sampling)
+            pieces = self.backend.stream_chat(messages, max_tokens, temperature, stop, halt, sampling)
             prompt_tokens = sum(count(m["content"]) for m in messages)
         elif mode == "prompt":
             prompt = str(req["prompt"])
-            pieces = self.backend.stream_prompt(prompt, max_tokens, temperature, stop, self._should_stop(deadline),
-                                                sampling)
+            pieces = self.backend.stream_prompt(prompt, max_tokens, temperature, stop, halt, sampling)
             prompt_tokens = count(prompt)
         else:
             raise ValueError(f"unknown mode {mode!r}")
-        text, n, first = [], 0, None
+        n, first = 0, None
         stream = bool(req.get("stream", True))
         for piece in pieces:
             if first is None:
@@ -195,7 +199,7 @@ class Worker:
             n += 1
             if stream:
                 self.send({"type": "token", "id": rid, "text": piece})
-            if self.stop_event.is_set() or (deadline and time.monotonic() > deadline):
+            if halt():
                 break
         if self.stop_event.is_set():
             finish = "cancelled"

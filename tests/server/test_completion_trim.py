@@ -1,6 +1,10 @@
 """What is cut from the coding model's raw completion before it reaches the editor."""
 
-from engram_ls.server.completion import trim
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engram_ls.inference.prompts import ends_at_blank_line
+from engram_ls.server.completion import suggestion, trim
 
 
 def test_a_markdown_fence_line_ends_the_completion():
@@ -38,3 +42,15 @@ def test_on_an_indented_empty_line_leading_blank_lines_do_not_empty_the_completi
     assert suggestion(model, prefix, "\n") == "def __str__(self):\n        return 'cart'"
     # with code before the cursor a leading newline is the model's own line break: the blank-line cut applies
     assert suggestion("\n\nx = 1", "    total = ", "\n") == ""
+
+
+_lines = st.lists(st.sampled_from(["", "  ", "    x = 1", "return y", "```", "def f():", "\t"]), max_size=8)
+
+
+@given(_lines, st.sampled_from(["    ", "def g():\n    ", "x = "]), st.sampled_from(["", "\nreturn y\n", "z\n"]))
+def test_stopping_at_the_blank_line_never_changes_the_suggestion(lines, prefix, suffix):
+    """The worker ends an inline completion once ``ends_at_blank_line`` holds (stop_blank_line): whatever the model
+    would have written after that point, the editor's suggestion is the same."""
+    text = "\n".join(lines)
+    cut = next((k for k in range(len(text) + 1) if ends_at_blank_line(text[:k])), len(text))
+    assert suggestion(text[:cut], prefix, suffix) == suggestion(text, prefix, suffix)
