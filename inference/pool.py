@@ -217,13 +217,16 @@ class Pool:
         self._closing = True
         for task in list(self._tasks):
             task.cancel()
-        for worker in list(self.workers):
+        # One list for both steps: a worker that exits on its shutdown frame leaves self.workers (its reader's
+        # doing) before the second step, and must still be reaped here, before the event loop can close.
+        workers = list(self.workers)
+        for worker in workers:
             if worker.alive:
                 try:
                     await worker.send({"type": "shutdown"})
                 except WorkerFailed:
                     pass
-        for worker in list(self.workers):
+        for worker in workers:
             if worker.proc is not None:
                 try:
                     await asyncio.wait_for(worker.proc.wait(), 3)
@@ -298,7 +301,7 @@ class Pool:
             try:
                 await asyncio.wait_for(worker.proc.wait(), 5)  # reap: no zombies
             except asyncio.TimeoutError:
-                worker.kill()
+                await worker.stop()
         req, worker.request = worker.request, None
         if self._closing:  # the request it was serving fails now, not at its timeout
             if req is not None and req.future and not req.future.done():
