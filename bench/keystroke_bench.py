@@ -42,14 +42,15 @@ MODELS = ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct")
 PROJECT = "smolagents"
 
 
-async def start(root: Path, cache: Path, model: str, context_tokens: int | None):
+async def start(root: Path, cache: Path, model: str, context_tokens: int | None, threads: int = 0):
     env = dict(os.environ, ENGRAM_LS_CACHE=str(cache), ENGRAM_LS_MODELS=str(models_dir()))
     client = await ClientServerConfig(server_command=SERVER, server_env=env).start()
     caps = client_capabilities("visual-studio-code")
     caps.text_document.inline_completion = types.InlineCompletionClientCapabilities()
     await client.initialize_session(types.InitializeParams(
         capabilities=caps, workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-        initialization_options={"models": {"coding": {"path": model}}, "hover": {"useModel": False}} | (
+        initialization_options={"models": {"coding": {"path": model, "threads": threads}},
+                                "hover": {"useModel": False}} | (
             {"completion": {"contextTokens": context_tokens}} if context_tokens else {})))
     while True:
         info = next(iter((await client.workspace_execute_command_async(
@@ -59,8 +60,10 @@ async def start(root: Path, cache: Path, model: str, context_tokens: int | None)
         await asyncio.sleep(0.05)
 
 
-async def type_at(client, root: Path, target: dict, keys: int, version: int) -> tuple[list[float], int]:
-    """Opens the target's file as prefix + suffix and types ``keys`` characters of its line at the cursor."""
+async def type_at(client, root: Path, target: dict, keys: int, version: int,
+                  shown: list | None = None) -> tuple[list[float], int]:
+    """Opens the target's file as prefix + suffix and types ``keys`` characters of its line at the cursor;
+    the suggestions go to ``shown`` (two builds of the server can then be compared for what they offer)."""
     uri = (root / target["path"]).as_uri()
     prefix, suffix = target["prefix"], target["suffix"]
     client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(
@@ -83,20 +86,23 @@ async def type_at(client, root: Path, target: dict, keys: int, version: int) -> 
         out.append((time.perf_counter() - t) * 1000)
         if answer is None:
             out[-1] = float("nan")  # no suggestion: not a latency
+        if shown is not None:
+            items = answer.items if isinstance(answer, types.InlineCompletionList) else answer or []
+            shown.append(str(items[0].insert_text) if items else None)
     client.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri)))
     return out, version
 
 
 async def one_model(model: str, root: Path, targets: list[dict], keys: int, work: Path,
-                    context_tokens: int | None) -> dict:
-    client = await start(root, work / f"cache-{model}", model, context_tokens)
+                    context_tokens: int | None, threads: int = 0) -> dict:
+    client = await start(root, work / f"cache-{model}", model, context_tokens, threads)
     try:
         t = time.perf_counter()  # model load and the first whole prompt: reported apart, not a keystroke
         warm, version = await type_at(client, root, targets[0], 1, 1)
         warm_ms = (time.perf_counter() - t) * 1000
-        first, later = [], []
+        first, later, shown = [], [], []
         for target in targets[1:]:
-            got, version = await type_at(client, root, target, keys, version + 1)
+            got, version = await type_at(client, root, target, keys, version + 1, shown)
             first += got[:1]
             later += got[1:]
     finally:
@@ -113,7 +119,7 @@ async def one_model(model: str, root: Path, targets: list[dict], keys: int, work
             "no_suggestion": sum(v != v for v in every),
             "p50_ms": pct(every, 50), "p95_ms": pct(every, 95),
             "first_key_p50_ms": pct(first, 50), "next_keys_p50_ms": pct(later, 50), "next_keys_p95_ms": pct(later, 95),
-            "latencies_ms": [round(v) if v == v else None for v in every]}
+            "latencies_ms": [round(v) if v == v else None for v in every], "suggestions": shown}
 
 
 def main() -> int:
@@ -124,6 +130,8 @@ def main() -> int:
     p.add_argument("--keys", type=int, default=6)
     p.add_argument("--context-tokens", default="", help="comma-separated completion.contextTokens values to run "
                    "for each model (default: the server's default only)")
+    p.add_argument("--coding-threads", type=int, default=0, help="models.coding.threads (default 0: the cores "
+                   "split over all workers)")
     p.add_argument("--tag", default="", help="suffix of the results files")
     args = p.parse_args()
     targets = [t for t in choose(args.work, 60) if t["project"] == PROJECT]
@@ -141,8 +149,11 @@ def main() -> int:
         budgets = [int(b) for b in args.context_tokens.split(",") if b] or [None]
         for model in args.models.split(","):
             for budget in budgets:
-                results.append(asyncio.run(one_model(model, root, spots, args.keys, work, budget)))
-            print(json.dumps({k: v for k, v in results[-1].items() if k != "latencies_ms"}), flush=True)
+                results.append(asyncio.run(one_model(model, root, spots, args.keys, work, budget,
+                                                     args.coding_threads)))
+                results[-1]["coding_threads"] = args.coding_threads or "split"
+            print(json.dumps({k: v for k, v in results[-1].items() if k not in ("latencies_ms", "suggestions")}),
+                  flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     meta = {"project": PROJECT, "cores": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],

@@ -17,17 +17,34 @@ REPO_NAME, FILE_SEP = "<|repo_name|>", "<|file_sep|>"
 FIM_STOPS = ["<|endoftext|>", FILE_SEP, REPO_NAME, FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE, "<|fim_pad|>", "<|im_end|>"]
 
 
-def ends_at_blank_line(text: str) -> bool:
-    """Whether ``text`` holds an empty line after its first non-blank line: an inline suggestion ends there (leading
-    blank lines do not count, the editor drops them), so generating on only costs the user time."""
+def _after_blank_lines(text: str) -> str | None:
+    """``text`` from its first non-blank line, or None while no complete non-blank line has begun."""
     start = 0
     while True:
         nl = text.find("\n", start)
+        line = text[start:] if nl < 0 else text[start:nl]
+        if line.strip():
+            return text[start:]
         if nl < 0:
-            return False
-        if text[start:nl].strip():
-            return "\n\n" in text[nl:]
+            return None
         start = nl + 1
+
+
+def suggestion_ended(text: str, suffix: str = "") -> bool:
+    """Whether an inline suggestion has ended within ``text``, the answer so far: at an empty line after its first
+    non-blank line, or where it writes the line after the cursor (the suffix's first line) again. The editor's cut
+    (server/completion.py ``suggestion``) drops everything from there, so generating on only costs the user time;
+    leading blank lines do not count (the editor drops them)."""
+    body = _after_blank_lines(text)
+    if body is None:
+        return False
+    first_nl = body.find("\n")
+    if first_nl >= 0 and "\n\n" in body[first_nl:]:
+        return True
+    head = suffix.lstrip().split("\n", 1)[0].strip()
+    return len(head) > 3 and body.find(head) > 0
+
+
 SAFETY_TOKENS = 16
 CODE_SHARE = 0.6   # the local window's floor: snippets never take more than the rest of the prompt
 WINDOW_STEP = 16   # the prefix window starts on a multiple of this many lines (a stable prompt prefix)

@@ -162,13 +162,14 @@ class Inference:
     async def complete(self, prefix: str, suffix: str, snippets: Sequence[Snippet] = (), *, max_tokens: int = 64,
                        request_id: str | None = None, path: str = "", repo: str = "workspace",
                        stop: Sequence[str] = (), on_token: Callable[[str], None] | None = None,
-                       budget: int | None = None, stop_blank_line: bool = False) -> Answer:
+                       budget: int | None = None, inline_stop: bool = False) -> Answer:
         """Fill in the middle with the coding model, with retrieved snippets as repo-level context; ``budget``:
-        the tokens prompt and answer may use (default: the model's context length); ``stop_blank_line``: end at
-        the first empty line after the answer's first non-blank line (an inline suggestion's end)."""
+        the tokens prompt and answer may use (default: the model's context length); ``inline_stop``: end where an
+        inline suggestion ends (``prompts.suggestion_ended``: a blank line after its text, or the suffix's first
+        line written again)."""
         return await self._run("coding", {"mode": "fim", "prefix": prefix, "suffix": suffix, "path": path,
                                           "repo": repo, "max_tokens": max_tokens, "stop": list(stop),
-                                          "budget": budget, "stop_blank_line": stop_blank_line},
+                                          "budget": budget, "inline_stop": inline_stop},
                                snippets, on_token, request_id)
 
     async def ask(self, question: str, snippets: Sequence[Snippet] = (), *, role: str | None = None,

@@ -30,7 +30,7 @@ from dataclasses import fields
 
 from . import prompts
 from .backends import BACKENDS, BackendError
-from .prompts import ends_at_blank_line
+from .prompts import suggestion_ended
 from .protocol import PROTOCOL_VERSION, ProtocolError, encode, error_frame, read_frame
 from .settings import SamplingSettings
 
@@ -161,9 +161,9 @@ class Worker:
         cited: list[int] = []
         text: list[str] = []
         halt = self._should_stop(deadline)
-        if req.get("stop_blank_line"):
-            plain = halt
-            halt = lambda: plain() or ends_at_blank_line("".join(text))  # noqa: E731
+        if req.get("inline_stop"):
+            plain, after = halt, str(req.get("suffix", ""))
+            halt = lambda: plain() or suggestion_ended("".join(text), after)  # noqa: E731
         self.current = rid
         if mode == "fim":
             if not self.backend.fim:

@@ -85,12 +85,12 @@ def context_hits(engram, rel: str | None, prefix: str, suffix: str, similar: int
 
 async def fill(inference: Inference, prefix: str, suffix: str, hits, *, max_tokens: int, path: str, repo: str,
                request_id: str | None = None, stop=STOPS, budget: int | None = None) -> Answer:
-    """One fill-in-the-middle generation with the hits as repo-level context; secrets redacted. It ends at the
-    first blank line after the answer's text, where ``suggestion`` cuts it anyway: the tokens after it cost the user
-    time and never reach the editor."""
+    """One fill-in-the-middle generation with the hits as repo-level context; secrets redacted. It ends where
+    ``suggestion`` cuts it anyway (a blank line after its text, or the suffix's first line written again): the
+    tokens after that cost the user time and never reach the editor."""
     return await inference.complete(clean(prefix), clean(suffix), snippets(hits), max_tokens=max_tokens,
                                     request_id=request_id, path=path, repo=repo, stop=list(stop), budget=budget,
-                                    stop_blank_line=True)
+                                    inline_stop=True)
 
 
 class Completer:

@@ -8,7 +8,7 @@ import pytest
 import pytest_asyncio
 
 from engram_ls.inference import Inference, InferenceSettings, Snippet, models
-from engram_ls.inference.prompts import ends_at_blank_line
+from engram_ls.inference.prompts import suggestion_ended
 
 from .conftest import wait_until
 
@@ -54,14 +54,14 @@ async def test_fim_uses_cross_file_context(qwen):
     assert a.cited == ctx
 
 
-async def test_fim_stop_blank_line_ends_at_the_suggestion_s_end(qwen):
-    """An inline completion stops at the blank line after its text instead of writing on to max_tokens."""
+async def test_fim_inline_stop_ends_at_the_suggestion_s_end(qwen):
+    """An inline completion stops where its suggestion ends instead of writing on to max_tokens."""
     prefix = "def area(w, h):\n    return w * h\n\n\ndef perimeter(w, h):\n"
     free = await qwen.complete(prefix, "", max_tokens=48)
-    assert ends_at_blank_line(free.text), free.text  # the model writes on past the function here
-    stopped = await qwen.complete(prefix, "", max_tokens=48, stop_blank_line=True)
+    assert suggestion_ended(free.text), free.text  # the model writes on past the function here
+    stopped = await qwen.complete(prefix, "", max_tokens=48, inline_stop=True)
     assert stopped.usage["completion_tokens"] < free.usage["completion_tokens"]
-    assert ends_at_blank_line(stopped.text) and free.text.startswith(stopped.text)
+    assert suggestion_ended(stopped.text) and free.text.startswith(stopped.text)
     assert stopped.text.split("\n\n")[0] == free.text.split("\n\n")[0]
 
 

@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engram_ls.inference.prompts import ends_at_blank_line
+from engram_ls.inference.prompts import suggestion_ended
 from engram_ls.server.completion import suggestion, trim
 
 
@@ -44,13 +44,22 @@ def test_on_an_indented_empty_line_leading_blank_lines_do_not_empty_the_completi
     assert suggestion("\n\nx = 1", "    total = ", "\n") == ""
 
 
-_lines = st.lists(st.sampled_from(["", "  ", "    x = 1", "return y", "```", "def f():", "\t"]), max_size=8)
+_lines = st.lists(st.sampled_from(["", "  ", "    x = 1", "return y", "```", "def f():", "\t", "return y + 1"]),
+                  max_size=8)
 
 
-@given(_lines, st.sampled_from(["    ", "def g():\n    ", "x = "]), st.sampled_from(["", "\nreturn y\n", "z\n"]))
-def test_stopping_at_the_blank_line_never_changes_the_suggestion(lines, prefix, suffix):
-    """The worker ends an inline completion once ``ends_at_blank_line`` holds (stop_blank_line): whatever the model
-    would have written after that point, the editor's suggestion is the same."""
+@given(_lines, st.sampled_from(["    ", "def g():\n    ", "x = "]),
+       st.sampled_from(["", "\nreturn y\n", "z\n", "\n    x = 1\n", "  return y + 1"]))
+def test_stopping_where_the_suggestion_ends_never_changes_it(lines, prefix, suffix):
+    """The worker ends an inline completion once ``suggestion_ended`` holds (a fim request's inline_stop): whatever
+    the model would have written after that point, the editor's suggestion is the same."""
     text = "\n".join(lines)
-    cut = next((k for k in range(len(text) + 1) if ends_at_blank_line(text[:k])), len(text))
+    cut = next((k for k in range(len(text) + 1) if suggestion_ended(text[:k], suffix)), len(text))
     assert suggestion(text[:cut], prefix, suffix) == suggestion(text, prefix, suffix)
+
+
+def test_the_suggestion_ends_where_the_model_writes_the_suffix_again():
+    suffix = "\n    return total\n"
+    assert not suggestion_ended("total = sum(xs)\n    ret", suffix)
+    assert suggestion_ended("total = sum(xs)\n    return total", suffix)
+    assert not suggestion_ended("\n\n", suffix) and suggestion_ended("x = 1\n\n", suffix)
