@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -65,6 +66,25 @@ class Request:
             log.exception("on_token callback failed")
 
 
+_started: "weakref.WeakValueDictionary[int, asyncio.subprocess.Process]" = weakref.WeakValueDictionary()
+
+
+async def reap_workers() -> None:
+    """Kills and reaps every worker process this event loop started that is still running or unreaped: none may
+    outlive the loop (asyncio's child watcher would print to the terminal after it closed). The last step of a CLI
+    command's loop, after an interrupt above all."""
+    loop = asyncio.get_running_loop()
+    for proc in list(_started.values()):
+        if getattr(proc, "_loop", loop) is not loop:
+            continue
+        if proc.returncode is None:
+            try:
+                proc.kill()
+            except ProcessLookupError:
+                pass
+        await proc.wait()
+
+
 class Worker:
     """One worker process and the reader task that routes its frames."""
 
@@ -90,6 +110,7 @@ class Worker:
         self.proc = await asyncio.create_subprocess_exec(
             *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None,
             limit=1 << 24)
+        _started[self.proc.pid] = self.proc
         try:
             frame = await asyncio.wait_for(read_frame_async(self.proc.stdout), self.pool.startup_timeout)
         except (asyncio.TimeoutError, ProtocolError) as e:

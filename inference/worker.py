@@ -30,7 +30,6 @@ from dataclasses import fields
 
 from . import prompts
 from .backends import BACKENDS, BackendError
-from .prompts import suggestion_ended
 from .protocol import PROTOCOL_VERSION, ProtocolError, encode, error_frame, read_frame
 from .settings import SamplingSettings
 
@@ -163,7 +162,7 @@ class Worker:
         halt = self._should_stop(deadline)
         if req.get("inline_stop"):
             plain, after = halt, str(req.get("suffix", ""))
-            halt = lambda: plain() or suggestion_ended("".join(text), after)  # noqa: E731
+            halt = lambda: plain() or prompts.suggestion_ended("".join(text), after)  # noqa: E731
         self.current = rid
         if mode == "fim":
             if not self.backend.fim:

@@ -15,6 +15,7 @@ import sys
 from dataclasses import replace
 
 from engram_ls.inference import Inference, InferenceError, InferenceSettings, Snippet, classify
+from engram_ls.inference.pool import reap_workers
 
 from . import code_check, grounding, sentences
 from .cli import EXIT_FAILED, CliError, SigintWatcher, _open, ensure_index, exit_interrupted
@@ -80,7 +81,10 @@ def _run_interruptible(coro):
 
     async def main():
         state["loop"], state["task"] = asyncio.get_running_loop(), asyncio.current_task()
-        return await coro
+        try:
+            return await coro
+        finally:
+            await reap_workers()
 
     def on_interrupt(count: int) -> None:
         if count > 1 or "task" not in state:

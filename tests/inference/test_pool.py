@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from engram_ls.inference import Inference, InferenceError, Snippet, collaborative, pipeline
+from engram_ls.inference.pool import reap_workers
 from engram_ls.inference.settings import ModelSettings
 
 from .conftest import pid_alive, stub_settings, wait_until
@@ -172,6 +173,17 @@ async def test_start_cancelled_while_workers_start_reaps_them():
         await task
     assert all(w.proc.returncode is not None for w in workers)
     assert not any(pid_alive(w.pid) for w in workers)
+
+
+async def test_reap_workers_leaves_no_child_of_the_loop_running():
+    """The CLI's last step before its event loop closes: whatever a cancelled command left behind is killed and
+    reaped (a worker that exits after the loop closed makes asyncio print to the terminal)."""
+    inf = Inference(stub_settings())
+    await inf.start()
+    workers = [w for pool in inf.pools.values() for w in pool.workers]
+    await reap_workers()
+    assert workers and all(w.proc.returncode is not None for w in workers)
+    await inf.close()
 
 
 async def test_workers_die_with_a_sigkilled_parent(tmp_path):
