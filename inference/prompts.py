@@ -30,6 +30,13 @@ def _after_blank_lines(text: str) -> str | None:
         start = nl + 1
 
 
+def suffix_head(suffix: str) -> str:
+    """The line after the cursor, as the editor's cut looks for it: a suggestion that writes it again ends there
+    (too short a line, 3 characters or fewer, is no sign of that)."""
+    head = suffix.lstrip().split("\n", 1)[0].strip()
+    return head if len(head) > 3 else ""
+
+
 def suggestion_ended(text: str, suffix: str = "") -> bool:
     """Whether an inline suggestion has ended within ``text``, the answer so far: at an empty line after its first
     non-blank line, or where it writes the line after the cursor (the suffix's first line) again. The editor's cut
@@ -41,8 +48,8 @@ def suggestion_ended(text: str, suffix: str = "") -> bool:
     first_nl = body.find("\n")
     if first_nl >= 0 and "\n\n" in body[first_nl:]:
         return True
-    head = suffix.lstrip().split("\n", 1)[0].strip()
-    return len(head) > 3 and body.find(head) > 0
+    head = suffix_head(suffix)
+    return bool(head) and body.find(head) > 0
 
 
 SAFETY_TOKENS = 16

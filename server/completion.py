@@ -16,6 +16,7 @@ from lsprotocol import types
 
 
 from engram_ls.inference import Answer, Inference
+from engram_ls.inference.prompts import suffix_head
 
 from .app import EngramServer
 from .completion_context import QUERY_LINES, completion_hits
@@ -38,8 +39,8 @@ def trim(text: str, suffix: str) -> str:
     fence = re.search(r"(^|\n)[ \t]*```", text)
     if fence:
         text = text[: fence.start()].rstrip()
-    head = suffix.lstrip().split("\n", 1)[0].strip()
-    if head and len(head) > 3:
+    head = suffix_head(suffix)
+    if head:
         cut = text.find(head)
         if cut > 0:
             text = text[:cut].rstrip()
