@@ -236,8 +236,12 @@ class Pool:
 
     async def close(self) -> None:
         self._closing = True
-        for task in list(self._tasks):
+        # Cancel and wait: a restart cancelled inside create_subprocess_exec kills its child and waits for it; left
+        # to finish alone, asyncio.run's teardown would cancel that wait too, and the child outlive the loop.
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         # One list for both steps: a worker that exits on its shutdown frame leaves self.workers (its reader's
         # doing) before the second step, and must still be reaped here, before the event loop can close.
         workers = list(self.workers)

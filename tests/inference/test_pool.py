@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from engram_ls.inference import Inference, InferenceError, Snippet, collaborative, pipeline
-from engram_ls.inference.pool import reap_workers
+from engram_ls.inference.pool import Pool, reap_workers
 from engram_ls.inference.settings import ModelSettings
 
 from .conftest import pid_alive, stub_settings, wait_until
@@ -173,6 +173,22 @@ async def test_start_cancelled_while_workers_start_reaps_them():
         await task
     assert all(w.proc.returncode is not None for w in workers)
     assert not any(pid_alive(w.pid) for w in workers)
+
+
+async def test_close_waits_for_a_spawn_it_cancels_inside_process_creation():
+    """A restart still inside create_subprocess_exec when the pool closes is cancelled there: its child is killed
+    and awaited by that task's own cleanup, which close must wait for — left pending, asyncio.run's teardown cancels
+    the cleanup's wait too, and the child exits after the loop closed (a stray line on the terminal)."""
+    s = stub_settings()
+    pool = Pool("coding", 1, Inference(s)._worker_args("coding", ""), heartbeat_s=s.heartbeat_s,
+                hang_timeout_s=s.hang_timeout_s, startup_timeout=s.startup_timeout_s, max_restarts=s.max_restarts,
+                on_failure=lambda req, why: None)
+    pool._spawn_task(pool._spawn())
+    await asyncio.sleep(0)  # one step: the task forks its worker and waits for the pipes; no Process yet
+    spawning = set(pool._tasks)
+    assert spawning and pool.workers and pool.workers[0].proc is None
+    await pool.close()
+    assert all(t.done() for t in spawning)
 
 
 async def test_reap_workers_leaves_no_child_of_the_loop_running():
