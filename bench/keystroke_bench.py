@@ -2,7 +2,7 @@
 
 The server runs over stdio (pytest-lsp's client) on a real project — one of the completion evaluation's recent
 packages — with its default settings (150 ms debounce, engram context, the completion's prompt budget
-``completion.contextTokens``, the cores split over the workers) and only ``models.coding.path`` set. At each of a
+``completion.contextTokens`` and ``completion.suffixTokens``, the cores split over the workers) and only ``models.coding.path`` set. At each of a
 few evaluation targets the file is opened as an unsaved buffer (prefix + suffix, as ``engram-ls complete`` sees
 it), then the target's own text is typed one character at a time, each keystroke followed by an automatic
 inline-completion request; the latency is from the keystroke's didChange to the answer, and the next key waits for it (a typist who pauses to read).
@@ -12,7 +12,8 @@ prefix (the snippets and the file above the cursor stay put), so both are report
 
 Run: ``python bench/keystroke_bench.py [--models NAME,NAME] [--spots 5] [--keys 6]`` after
 ``python -m bench.completion_eval --prepare`` has unpacked the projects; ``--context-tokens 4096,1024`` runs each
-model at each prompt budget (``completion.contextTokens``). Writes bench/results/keystroke[-TAG].{json,md}.
+model at each prompt budget (``completion.contextTokens``), ``--suffix-tokens 64,100000`` at each cap on the text
+after the cursor (``completion.suffixTokens``; a cap above a quarter of the window is the build before the cap). Writes bench/results/keystroke[-TAG].{json,md}.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ MODELS = ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct")
 PROJECT = "smolagents"
 
 
-async def start(root: Path, cache: Path, model: str, context_tokens: int | None, threads: int = 0):
+async def start(root: Path, cache: Path, model: str, completion: dict, threads: int = 0):
     env = dict(os.environ, ENGRAM_LS_CACHE=str(cache), ENGRAM_LS_MODELS=str(models_dir()))
     client = await ClientServerConfig(server_command=SERVER, server_env=env).start()
     caps = client_capabilities("visual-studio-code")
@@ -50,8 +51,7 @@ async def start(root: Path, cache: Path, model: str, context_tokens: int | None,
     await client.initialize_session(types.InitializeParams(
         capabilities=caps, workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
         initialization_options={"models": {"coding": {"path": model, "threads": threads}},
-                                "hover": {"useModel": False}} | (
-            {"completion": {"contextTokens": context_tokens}} if context_tokens else {})))
+                                "hover": {"useModel": False}} | ({"completion": completion} if completion else {})))
     while True:
         info = next(iter((await client.workspace_execute_command_async(
             types.ExecuteCommandParams("engram.status")))["index"].values()), None)
@@ -94,8 +94,10 @@ async def type_at(client, root: Path, target: dict, keys: int, version: int,
 
 
 async def one_model(model: str, root: Path, targets: list[dict], keys: int, work: Path,
-                    context_tokens: int | None, threads: int = 0) -> dict:
-    client = await start(root, work / f"cache-{model}", model, context_tokens, threads)
+                    context_tokens: int | None, suffix_tokens: int | None = None, threads: int = 0) -> dict:
+    completion = {k: v for k, v in (("contextTokens", context_tokens), ("suffixTokens", suffix_tokens))
+                  if v is not None}
+    client = await start(root, work / f"cache-{model}", model, completion, threads)
     try:
         t = time.perf_counter()  # model load and the first whole prompt: reported apart, not a keystroke
         warm, version = await type_at(client, root, targets[0], 1, 1)
@@ -114,7 +116,9 @@ async def one_model(model: str, root: Path, targets: list[dict], keys: int, work
         return round(float(np.percentile(values, p))) if values else None
 
     every = first + later
-    return {"model": model, "context_tokens": context_tokens or CompletionSettings().context_tokens,
+    defaults = CompletionSettings()
+    return {"model": model, "context_tokens": context_tokens or defaults.context_tokens,
+            "suffix_tokens": defaults.suffix_tokens if suffix_tokens is None else suffix_tokens,
             "warm_up_ms": round(warm_ms), "spots": len(targets) - 1, "keys": len(every),
             "no_suggestion": sum(v != v for v in every),
             "p50_ms": pct(every, 50), "p95_ms": pct(every, 95),
@@ -130,6 +134,8 @@ def main() -> int:
     p.add_argument("--keys", type=int, default=6)
     p.add_argument("--context-tokens", default="", help="comma-separated completion.contextTokens values to run "
                    "for each model (default: the server's default only)")
+    p.add_argument("--suffix-tokens", default="", help="comma-separated completion.suffixTokens values to run "
+                   "for each model and budget (default: the server's default only)")
     p.add_argument("--coding-threads", type=int, default=0, help="models.coding.threads (default 0: the cores "
                    "split over all workers)")
     p.add_argument("--tag", default="", help="suffix of the results files")
@@ -147,11 +153,13 @@ def main() -> int:
     results = []
     try:
         budgets = [int(b) for b in args.context_tokens.split(",") if b] or [None]
+        suffixes = [int(b) for b in args.suffix_tokens.split(",") if b] or [None]
         for model in args.models.split(","):
             for budget in budgets:
-                results.append(asyncio.run(one_model(model, root, spots, args.keys, work, budget,
-                                                     args.coding_threads)))
-                results[-1]["coding_threads"] = args.coding_threads or "split"
+                for suffix in suffixes:
+                    results.append(asyncio.run(one_model(model, root, spots, args.keys, work, budget, suffix,
+                                                         args.coding_threads)))
+                    results[-1]["coding_threads"] = args.coding_threads or "split"
             print(json.dumps({k: v for k, v in results[-1].items() if k not in ("latencies_ms", "suggestions")}),
                   flush=True)
     finally:
@@ -161,9 +169,9 @@ def main() -> int:
     OUT.mkdir(exist_ok=True)
     stem = f"keystroke{'-' + args.tag if args.tag else ''}"
     (OUT / f"{stem}.json").write_text(json.dumps({**meta, "models": results}, indent=1))
-    rows = ["| model | prompt budget | keystrokes | p50 / p95 | first key at a spot, p50 | next keys p50 / p95 | "
-            "warm-up (load + first prompt) |", "|---|---|---|---|---|---|---|"]
-    rows += [f"| {r['model']} | {r['context_tokens']} | {r['keys']} at {r['spots']} spots | "
+    rows = ["| model | prompt budget | suffix tokens | keystrokes | p50 / p95 | first key at a spot, p50 | next keys p50 / p95 | "
+            "warm-up (load + first prompt) |", "|---|---|---|---|---|---|---|---|"]
+    rows += [f"| {r['model']} | {r['context_tokens']} | {r['suffix_tokens']} | {r['keys']} at {r['spots']} spots | "
              f"{r['p50_ms']} / {r['p95_ms']} ms | "
              f"{r['first_key_p50_ms']} ms | {r['next_keys_p50_ms']} / {r['next_keys_p95_ms']} ms | "
              f"{r['warm_up_ms']} ms |" for r in results]

@@ -163,14 +163,17 @@ def _stable_tail(text: str, budget: int, count: Count, step: int) -> str:
 
 def fim_prompt(prefix: str, suffix: str, snippets: Sequence[Snippet], *, path: str = "", repo: str = "workspace",
                n_ctx: int, max_tokens: int, count: Count, code_share: float = CODE_SHARE,
-               step: int = WINDOW_STEP) -> tuple[str, list[int]]:
+               step: int = WINDOW_STEP, suffix_tokens: int | None = None) -> tuple[str, list[int]]:
     """A Qwen2.5-Coder fill-in-the-middle prompt; with snippets, its repo-level form (one ``<|file_sep|>`` section
     per snippet, cited by path and lines, then the current file). Returns the prompt and the indices of the
     snippets it cites.
 
     The file's own code (the local window) never gets less than ``code_share`` of the budget: snippets fill what it
     leaves, chosen in the caller's order, laid out in a stable order before the file. When fewer snippets fit, the
-    code gets their room back. The suffix gets at most a quarter of the code's budget, the prefix the rest."""
+    code gets their room back. The suffix gets at most a quarter of the code's budget, the prefix the rest;
+    ``suffix_tokens`` caps it further (an inline completion's keystroke re-reads every token after the cursor)."""
+    if suffix_tokens is not None:
+        suffix = _head(suffix, suffix_tokens, count)
     total = max(64, n_ctx - max_tokens - SAFETY_TOKENS)
     header = f"{REPO_NAME}{repo}\n"
     current = f"{FILE_SEP}{path or 'current_file'}\n"

@@ -162,14 +162,17 @@ class Inference:
     async def complete(self, prefix: str, suffix: str, snippets: Sequence[Snippet] = (), *, max_tokens: int = 64,
                        request_id: str | None = None, path: str = "", repo: str = "workspace",
                        stop: Sequence[str] = (), on_token: Callable[[str], None] | None = None,
-                       budget: int | None = None, inline_stop: bool = False) -> Answer:
+                       budget: int | None = None, suffix_budget: int | None = None,
+                       inline_stop: bool = False) -> Answer:
         """Fill in the middle with the coding model, with retrieved snippets as repo-level context; ``budget``:
-        the tokens prompt and answer may use (default: the model's context length); ``inline_stop``: end where an
+        the tokens prompt and answer may use (default: the model's context length); ``suffix_budget``: the most
+        tokens after the cursor in the prompt (default: a quarter of the code's room); ``inline_stop``: end where an
         inline suggestion ends (``prompts.suggestion_ended``: a blank line after its text, or the suffix's first
         line written again)."""
         return await self._run("coding", {"mode": "fim", "prefix": prefix, "suffix": suffix, "path": path,
                                           "repo": repo, "max_tokens": max_tokens, "stop": list(stop),
-                                          "budget": budget, "inline_stop": inline_stop},
+                                          "budget": budget, "suffix_budget": suffix_budget,
+                                          "inline_stop": inline_stop},
                                snippets, on_token, request_id)
 
     async def ask(self, question: str, snippets: Sequence[Snippet] = (), *, role: str | None = None,

@@ -54,6 +54,15 @@ def parse_sampling(value) -> SamplingSettings:
     return sampling
 
 
+def _suffix_budget(req: dict) -> int | None:
+    value = req.get("suffix_budget")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("suffix_budget must be a whole number of tokens, 0 or more")
+    return value
+
+
 def _die_with_parent() -> None:
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -169,7 +178,8 @@ class Worker:
                 raise BackendError("this model has no fill-in-the-middle tokens", "bad_request")
             prompt, cited = prompts.fim_prompt(str(req["prefix"]), str(req.get("suffix", "")), snippets,
                                                path=str(req.get("path", "")), repo=str(req.get("repo", "workspace")),
-                                               n_ctx=n_ctx, max_tokens=max_tokens, count=count)
+                                               n_ctx=n_ctx, max_tokens=max_tokens, count=count,
+                                               suffix_tokens=_suffix_budget(req))
             pieces = self.backend.stream_prompt(prompt, max_tokens, temperature, prompts.FIM_STOPS + stop, halt,
                                                 sampling)
             prompt_tokens = count(prompt)

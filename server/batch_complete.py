@@ -105,7 +105,7 @@ async def _complete_all(args, engram, requests: list[dict]) -> None:
             elif args.context == "engram":  # never from the document itself: its buffer is the local window
                 hits = context_hits(engram, rel, prefix, suffix, args.similar)
             answer = await fill(inference, prefix, suffix, hits, max_tokens=args.max_tokens, path=rel,
-                                repo=engram.root.name, stop=stop)
+                                repo=engram.root.name, stop=stop, suffix_budget=args.suffix_tokens)
             text = suggestion(answer.text, prefix, suffix)
             if args.one_line:
                 text = text.split("\n", 1)[0]

@@ -85,13 +85,14 @@ def context_hits(engram, rel: str | None, prefix: str, suffix: str, similar: int
 
 
 async def fill(inference: Inference, prefix: str, suffix: str, hits, *, max_tokens: int, path: str, repo: str,
-               request_id: str | None = None, stop=STOPS, budget: int | None = None) -> Answer:
+               request_id: str | None = None, stop=STOPS, budget: int | None = None,
+               suffix_budget: int | None = None) -> Answer:
     """One fill-in-the-middle generation with the hits as repo-level context; secrets redacted. It ends where
     ``suggestion`` cuts it anyway (a blank line after its text, or the suffix's first line written again): the
     tokens after that cost the user time and never reach the editor."""
     return await inference.complete(clean(prefix), clean(suffix), snippets(hits), max_tokens=max_tokens,
                                     request_id=request_id, path=path, repo=repo, stop=list(stop), budget=budget,
-                                    inline_stop=True)
+                                    suffix_budget=suffix_budget, inline_stop=True)
 
 
 class Completer:
@@ -159,7 +160,8 @@ class Completer:
             try:
                 answer = await fill(inference, prefix, suffix, context, max_tokens=settings.max_tokens,
                                     request_id=rid, path=rel or uri.rsplit("/", 1)[-1],
-                                    repo=engram.root.name if engram else "workspace", budget=settings.context_tokens)
+                                    repo=engram.root.name if engram else "workspace", budget=settings.context_tokens,
+                                    suffix_budget=settings.suffix_tokens)
             finally:
                 if self.running.get(uri) == rid:
                     del self.running[uri]

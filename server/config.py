@@ -26,6 +26,9 @@ class CompletionSettings:
     # tokens of prompt and answer: on a CPU, reading the prompt is most of a completion's latency (a keystroke
     # re-reads what follows the cursor), so inline completion stays well below the model's context length
     context_tokens: int = 1024
+    # the most tokens of the text after the cursor in its prompt: the fill-in-the-middle prompt puts them after the
+    # prefix, so every keystroke re-reads them all (a quarter of the window took 4-10 s a key on 2 cores)
+    suffix_tokens: int = 64
 
 
 @dataclass
@@ -129,7 +132,7 @@ def parse(settings: Any) -> tuple[ServerConfig, list[str]]:
         warnings.append(f"setting 'logLevel' must be one of {', '.join(LOG_LEVELS)}; using 'info'")
         config.log_level = "info"
     for name, lo, hi in (("debounce_ms", 0, 5000), ("max_tokens", 1, 1024), ("context_snippets", 0, 20),
-                         ("context_tokens", 256, 131072)):
+                         ("context_tokens", 256, 131072), ("suffix_tokens", 0, 131072)):
         value = getattr(config.completion, name)
         if not lo <= value <= hi:
             warnings.append(f"setting 'completion.{camel(name)}' must be in {lo}..{hi}; using the default")

@@ -44,6 +44,7 @@ import numpy as np
 
 from engram_ls.inference.models import models_dir
 from engram_ls.server import completion_context
+from engram_ls.server.config import CompletionSettings
 
 from .targets import project_targets
 
@@ -155,7 +156,7 @@ def budget_check(args):
         _, cited = fim_prompt(target["prefix"], target["suffix"],
                               [Snippet(s["path"], s["start_line"], s["end_line"], s["text"])], path=target["path"],
                               repo=target["project"], n_ctx=args.context_length, max_tokens=args.max_tokens,
-                              count=count)
+                              count=count, suffix_tokens=args.suffix_tokens)
         return bool(cited)
 
     return fits
@@ -176,7 +177,7 @@ def run_arm(arm: str, folder: Path, items: list[dict], args, cache: Path, window
     context = {"none": "none", "engram": "engram"}.get(arm, "given")
     cmd = [sys.executable, "-m", "engram_ls.server.cli", "complete", str(folder), "--requests-file", str(req_file),
            "--context", context, "--one-line", "--max-tokens", str(args.max_tokens), "--context-length",
-           str(args.context_length), "--json"]
+           str(args.context_length), "--suffix-tokens", str(args.suffix_tokens), "--json"]
     if args.model:
         cmd += ["--model-path", args.model]
     # the stores go to the scratch cache; the models stay where they are (ENGRAM_LS_CACHE alone would move them)
@@ -350,6 +351,7 @@ def main() -> int:
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--model", help="GGUF path or shipped model name (default: the shipped 0.5B)")
     p.add_argument("--context-length", type=int, default=1024)
+    p.add_argument("--suffix-tokens", type=int, default=CompletionSettings().suffix_tokens)
     p.add_argument("--max-tokens", type=int, default=24)
     p.add_argument("--tag", default="", help="suffix of the results and rows files (e.g. 1.5b)")
     p.add_argument("--cursor", choices=("name", "line"), default="name", help="just before the cross-file name "
@@ -370,7 +372,7 @@ def main() -> int:
     cache.mkdir(parents=True, exist_ok=True)
     rows_file = cache / f"rows{'-' + args.tag if args.tag else ''}.jsonl"
     settings = {"model": args.model or "qwen2.5-coder-0.5b-instruct", "context_length": args.context_length,
-                "max_tokens": args.max_tokens, "projects": PROJECTS, "seed": SEED,
+                "max_tokens": args.max_tokens, "suffix_tokens": args.suffix_tokens, "projects": PROJECTS, "seed": SEED,
                 "bm25": [WINDOW, STRIDE, QUERY_LINES, BM25_K], "oracle_lines": ORACLE_LINES}
     if args.cursor != "line":  # rows of the runs made before the option exist only for "line"
         settings["cursor"] = args.cursor

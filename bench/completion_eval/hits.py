@@ -21,6 +21,7 @@ from engram_ls.inference import Snippet
 from engram_ls.inference.models import resolve
 from engram_ls.inference.prompts import fim_prompt
 from engram_ls.retrieval import Engram
+from engram_ls.server.config import CompletionSettings
 from engram_ls.server import completion_context
 from engram_ls.server.completion_context import QUERY_LINES, completion_hits
 
@@ -35,6 +36,7 @@ def main() -> int:
     p.add_argument("--n", type=int, default=400)
     p.add_argument("--context-length", type=int, default=768)
     p.add_argument("--max-tokens", type=int, default=24)
+    p.add_argument("--suffix-tokens", type=int, default=CompletionSettings().suffix_tokens)
     p.add_argument("--tag", default="", help="suffix of the results files")
     p.add_argument("--cursor", choices=("name", "line"), default="name")
     args = p.parse_args()
@@ -73,7 +75,7 @@ def main() -> int:
         row["n"] += 1
         for arm, snippets in found.items():
             _, cited = fim_prompt(t["prefix"], t["suffix"], snippets, path=t["path"], n_ctx=args.context_length,
-                                  max_tokens=args.max_tokens, count=count)
+                                  max_tokens=args.max_tokens, count=count, suffix_tokens=args.suffix_tokens)
             packed = [snippets[i] for i in cited]
             snippets_in[arm] += len(packed)
             hit = any(s.path == d["path"] and s.start_line <= d["start_line"] <= s.end_line
@@ -96,7 +98,8 @@ def main() -> int:
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
     lines = ["| context | definition among the packed snippets | snippets in the prompt |", "|---|---|---|"]
     lines += [f"| {arm} | {result['hit_rate'][arm]} | {result['snippets_in_prompt'][arm]} |" for arm in ARMS]
-    lines += ["", f"n = {n} targets, context length {args.context_length} (the evaluation's), packed by the "
+    lines += ["", f"n = {n} targets, context length {args.context_length} (the evaluation's), at most "
+              f"{args.suffix_tokens} tokens after the cursor, packed by the "
               f"model's own tokenizer. Per project: " + ", ".join(
                   f"{p} {r['engram']}/{r['n']}" for p, r in per_project.items()) + " (engram hits / targets). "
               "Engram by target kind: " + ", ".join(f"{k} {v['hits']}/{v['n']}" for k, v in

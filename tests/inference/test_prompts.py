@@ -166,3 +166,17 @@ def test_a_long_question_keeps_its_first_third_of_the_budget():
     msgs, _ = chat_messages("why " * 300, [], n_ctx=1000, max_tokens=100, count=chars)
     question = msgs[1]["content"]
     assert question.startswith("Question: why why") and len(question) == (1000 - 100 - 16 - 24) // 3
+
+
+def test_a_suffix_budget_keeps_only_the_suffix_s_head_and_gives_the_rest_to_the_prefix():
+    """Inline completion re-reads every token after the cursor at each keystroke: ``suffix_tokens`` bounds them."""
+    prefix = "\n".join(f"line{i} = {i}" for i in range(500))
+    suffix = "\n".join(f"after{i} = {i}" for i in range(500))
+    full, _ = fim_prompt(prefix, suffix, [], n_ctx=400, max_tokens=16, count=count)
+    capped, _ = fim_prompt(prefix, suffix, [], n_ctx=400, max_tokens=16, count=count, suffix_tokens=12)
+    kept = capped.split("<|fim_suffix|>")[1].split("<|fim_middle|>")[0]
+    assert kept == "after0 = 0\nafter1 = 1\nafter2 = 2" and count(kept) <= 12
+    assert count(full.split("<|fim_suffix|>")[1]) > count(kept) + 12
+    assert count(capped.split("<|fim_suffix|>")[0]) > count(full.split("<|fim_suffix|>")[0])  # room back to the prefix
+    none, _ = fim_prompt(prefix, suffix, [], n_ctx=400, max_tokens=16, count=count, suffix_tokens=0)
+    assert none.endswith("<|fim_suffix|><|fim_middle|>")

@@ -142,3 +142,23 @@ def test_a_fim_budget_bounds_the_prompt_and_a_tiny_one_is_refused(worker):
     send(worker, {"type": "generate", "id": "tiny", "mode": "fim", "prefix": "x", "max_tokens": 1, "budget": 8})
     error = frames_until_end(worker, "tiny")[-1]
     assert error["type"] == "error" and error["code"] == "bad_request" and "budget" in error["message"]
+
+
+def test_a_fim_suffix_budget_bounds_the_text_after_the_cursor_and_a_bad_one_is_refused(worker):
+    read_frame(worker.stdout)
+    long_suffix = "".join(f"value_{i} = compute({i})\n" for i in range(100))
+
+    def prompt_tokens(rid, **extra):
+        send(worker, {"type": "generate", "id": rid, "mode": "fim", "prefix": "x = ", "suffix": long_suffix,
+                      "max_tokens": 2, **extra})
+        done = frames_until_end(worker, rid)[-1]
+        assert done["type"] == "done", done
+        return done["usage"]["prompt_tokens"]
+
+    whole, bounded = prompt_tokens("whole"), prompt_tokens("bounded", suffix_budget=20)
+    assert bounded <= 20 + prompt_tokens("empty", suffix_budget=0) < whole
+    for bad in (-1, "64", True):
+        send(worker, {"type": "generate", "id": "bad", "mode": "fim", "prefix": "x", "suffix": long_suffix,
+                      "max_tokens": 1, "suffix_budget": bad})
+        error = frames_until_end(worker, "bad")[-1]
+        assert error["type"] == "error" and error["code"] == "bad_request" and "suffix_budget" in error["message"]

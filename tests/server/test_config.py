@@ -43,6 +43,12 @@ def test_the_completion_budget_is_bounded_and_the_cli_batch_uses_the_same_defaul
     assert config.completion.context_tokens == CompletionSettings().context_tokens
     batch = build_parser().parse_args(["complete", ".", "--requests-file", "r.jsonl"])
     assert batch.context_length == CompletionSettings().context_tokens  # reproduces inline completion's prompts
+    assert batch.suffix_tokens == CompletionSettings().suffix_tokens
+    config, warnings = parse({"completion": {"suffixTokens": 0}})
+    assert warnings == [] and config.completion.suffix_tokens == 0
+    config, warnings = parse({"completion": {"suffixTokens": -1}})
+    assert "completion.suffixTokens" in "\n".join(warnings)
+    assert config.completion.suffix_tokens == CompletionSettings().suffix_tokens
 
 
 def test_non_object_settings():
