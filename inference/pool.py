@@ -12,8 +12,10 @@ import itertools
 import json
 import logging
 import os
+import signal
 import sys
 import time
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from typing import Callable
@@ -72,17 +74,39 @@ _started: "weakref.WeakValueDictionary[int, asyncio.subprocess.Process]" = weakr
 async def reap_workers() -> None:
     """Kills and reaps every worker process this event loop started that is still running or unreaped: none may
     outlive the loop (asyncio's child watcher would print to the terminal after it closed). The last step of a CLI
-    command's loop, after an interrupt above all."""
+    command's loop, after an interrupt above all; it also reaps children the watcher waits for that no Process
+    holds yet (a start cancelled inside create_subprocess_exec)."""
     loop = asyncio.get_running_loop()
     for proc in list(_started.values()):
         if getattr(proc, "_loop", loop) is not loop:
             continue
         if proc.returncode is None:
-            try:
-                proc.kill()
-            except ProcessLookupError:
-                pass
+            _kill(proc.pid)
         await proc.wait()
+    waiting = _watcher_threads()
+    for pid in waiting:
+        _kill(pid)
+    for thread in waiting.values():
+        await loop.run_in_executor(None, thread.join, 10)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _watcher_threads() -> dict:
+    """pid -> the thread of asyncio's default child watcher (Python 3.8-3.11) still waiting for that child; empty
+    where children are watched otherwise (3.12 and later: pidfds on the loop)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            watcher = asyncio.get_child_watcher()
+        except (AttributeError, NotImplementedError, RuntimeError):
+            return {}
+    return dict(getattr(watcher, "_threads", None) or {})
 
 
 class Worker:

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from engram_ls.inference import Inference, InferenceError, Snippet, collaborative, pipeline
-from engram_ls.inference.pool import Pool, reap_workers
+from engram_ls.inference.pool import Pool, _watcher_threads, reap_workers
 from engram_ls.inference.settings import ModelSettings
 
 from .conftest import pid_alive, stub_settings, wait_until
@@ -200,6 +200,32 @@ async def test_reap_workers_leaves_no_child_of_the_loop_running():
     await reap_workers()
     assert workers and all(w.proc.returncode is not None for w in workers)
     await inf.close()
+
+
+async def test_reap_workers_also_reaps_a_child_no_process_holds_yet():
+    """A child asyncio's watcher waits for that no Process holds yet (its start cancelled inside
+    create_subprocess_exec, whose own cleanup asyncio.run's teardown may cancel again): killed and reaped before the
+    loop closes, so the watcher never reports its exit to a closed loop."""
+    before = set(_watcher_threads())
+    task = asyncio.create_task(asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import time; time.sleep(60)", stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+    await asyncio.sleep(0)  # one step: forked, waiting for its pipes
+    new = set(_watcher_threads()) - before
+    if not new:
+        task.cancel()
+        pytest.skip("this Python watches children without threads (3.12+: pidfds on the loop)")
+    try:
+        await reap_workers()
+        assert not any(pid_alive(pid) for pid in new)
+        assert not new & set(_watcher_threads())  # reaped, and its exit reported while the loop runs
+    finally:
+        for pid in new:  # reaped or not: nothing of this test outlives it
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        task.cancel()
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 30)
 
 
 async def test_workers_die_with_a_sigkilled_parent(tmp_path):
