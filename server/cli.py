@@ -145,9 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context-length", type=_positive("--context-length", 256, 131072), default=1024,
                    help="tokens of prompt and completion (default: 1024, as inline completion's "
                    "completion.contextTokens)")
-    p.add_argument("--suffix-tokens", type=_positive("--suffix-tokens", 0, 131072), default=64,
-                   help="most tokens after the cursor in the prompt (default: 64, as inline completion's "
-                   "completion.suffixTokens)")
+    p.add_argument("--suffix-tokens", type=_positive("--suffix-tokens", 0, 131072), default=0,
+                   help="most tokens after the cursor in the prompt (default: 0, no cap beyond a quarter of the "
+                   "file's room, as inline completion's completion.suffixTokens)")
     p.add_argument("--model-path", help="a local GGUF file or a shipped model's name (default: the shipped "
                    "Qwen2.5-Coder-1.5B with at least 4 cores and the coder-1_5b extra installed, else the 0.5B)")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout (the only format; default: on)")

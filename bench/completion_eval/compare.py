@@ -50,7 +50,11 @@ def main() -> int:
               "exact_ratio": round(float(x.mean() / y.mean()), 3) if y.mean() else None,
               "exact_ratio_ci95": bootstrap_ratio(x, y, rng), "exact_difference_ci95": bootstrap_diff(x, y, rng),
               "same_completion": int(sum(ra[i]["completion"] == rb[i]["completion"] for i in ids)),
-              "ids": ids}
+              "targets": [{"id": i, "project": targets[i]["project"], "path": targets[i]["path"],
+                           "line": targets[i]["line"], "target": targets[i]["target"],
+                           args.a: {"completion": ra[i]["completion"], **sa_i},
+                           args.b: {"completion": rb[i]["completion"], **sb_i}}
+                          for i, sa_i, sb_i in zip(ids, scores[args.a], scores[args.b])]}
     stem = f"completion_compare-{args.a}-vs-{args.b}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
     differ = {k: v for k, v in sa.items() if sb.get(k) != v} | {k: None for k in sb if k not in sa}

@@ -178,5 +178,4 @@ def test_a_suffix_budget_keeps_only_the_suffix_s_head_and_gives_the_rest_to_the_
     assert kept == "after0 = 0\nafter1 = 1\nafter2 = 2" and count(kept) <= 12
     assert count(full.split("<|fim_suffix|>")[1]) > count(kept) + 12
     assert count(capped.split("<|fim_suffix|>")[0]) > count(full.split("<|fim_suffix|>")[0])  # room back to the prefix
-    none, _ = fim_prompt(prefix, suffix, [], n_ctx=400, max_tokens=16, count=count, suffix_tokens=0)
-    assert none.endswith("<|fim_suffix|><|fim_middle|>")
+    assert fim_prompt(prefix, suffix, [], n_ctx=400, max_tokens=16, count=count, suffix_tokens=0)[0] == full

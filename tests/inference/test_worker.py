@@ -156,7 +156,8 @@ def test_a_fim_suffix_budget_bounds_the_text_after_the_cursor_and_a_bad_one_is_r
         return done["usage"]["prompt_tokens"]
 
     whole, bounded = prompt_tokens("whole"), prompt_tokens("bounded", suffix_budget=20)
-    assert bounded <= 20 + prompt_tokens("empty", suffix_budget=0) < whole
+    assert bounded <= 20 + prompt_tokens("none", suffix="") < whole
+    assert prompt_tokens("uncapped", suffix_budget=0) == whole
     for bad in (-1, "64", True):
         send(worker, {"type": "generate", "id": "bad", "mode": "fim", "prefix": "x", "suffix": long_suffix,
                       "max_tokens": 1, "suffix_budget": bad})
