@@ -64,10 +64,11 @@ class LlamaBackend:
     name = "llama"
 
     def __init__(self, model: str, n_ctx: int = 4096, threads: int = 1, batch: int = 256, cache_mb: int = 128,
-                 gpu_layers: int = 0, **_):
+                 gpu_layers: int = 0, batch_threads: int = 0, **_):
         from llama_cpp import LlamaRAMCache
 
-        self.llm = _sampled_llama()(model_path=model, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+        self.llm = _sampled_llama()(model_path=model, n_ctx=n_ctx, n_threads=threads,
+                                    n_threads_batch=batch_threads or threads,
                                     n_batch=batch, n_gpu_layers=gpu_layers, use_mmap=True, verbose=False)
         self.gpu_layers = self.llm.model_params.n_gpu_layers  # as llama.cpp received it
         if cache_mb > 0:

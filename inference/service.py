@@ -56,6 +56,7 @@ class Inference:
     def _worker_args(self, role: str, model_path: str) -> list[str]:
         s, m = self.settings, getattr(self.settings, role)
         args = ["--backend", s.backend, "--role", role, "--threads", str(s.threads_for(role)),
+                "--batch-threads", str(s.batch_threads_for(role)),
                 "--ctx", str(m.context_length), "--batch", str(m.batch_size), "--cache-mb", str(m.prompt_cache_mb),
                 "--gpu-layers", str(m.gpu_layers)]
         if model_path:

@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="")
     p.add_argument("--role", default="coding")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch-threads", type=int, default=0, help="threads reading a prompt (0: --threads)")
     p.add_argument("--ctx", type=int, default=4096)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--cache-mb", type=int, default=128)
@@ -251,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr
     stdin = os.fdopen(os.dup(0), "rb", buffering=0)
     try:
-        backend = BACKENDS[args.backend](model=args.model, n_ctx=args.ctx, threads=args.threads, batch=args.batch,
+        backend = BACKENDS[args.backend](model=args.model, n_ctx=args.ctx, threads=args.threads,
+                                         batch_threads=args.batch_threads or args.threads, batch=args.batch,
                                          cache_mb=args.cache_mb, gpu_layers=args.gpu_layers, url=args.url,
                                          remote_model=args.remote_model, api_key_env=args.api_key_env, delay_ms=args.stub_delay_ms)
     except Exception as e:
