@@ -157,7 +157,7 @@ class InferenceSettings:
         meets the research worker's: with ``threads`` 0 it reads with every core (shared by the coding pool), while
         generating keeps the split. On 2 cores (bench/results/prompt-threads.md): alone 0.56x the time; reading
         beside the research worker, both ~1.2x slower; both roles on every core, 1.6-2.6x slower (llama.cpp's threads
-        wait for each other on busy cores) — so research keeps its share.
+        wait for each other on busy cores) — so research keeps its share."""
         if role != "coding" or self.coding.threads:
             return self.threads_for(role)
         return max(1, physical_cores() // self.coding.pool_size)
