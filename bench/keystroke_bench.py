@@ -2,10 +2,11 @@
 
 The server runs over stdio (pytest-lsp's client) on a real project — one of the completion evaluation's recent
 packages — with its default settings (150 ms debounce, engram context, the completion's prompt budget
-``completion.contextTokens`` and ``completion.suffixTokens``, the cores split over the workers) and only ``models.coding.path`` set. At each of a
-few evaluation targets the file is opened as an unsaved buffer (prefix + suffix, as ``engram-ls complete`` sees
-it), then the target's own text is typed one character at a time, each keystroke followed by an automatic
-inline-completion request; the latency is from the keystroke's didChange to the answer, and the next key waits for it (a typist who pauses to read).
+``completion.contextTokens`` and ``completion.suffixTokens``, the cores split over the workers but for the coding
+worker's prompt reading) and only ``models.coding.path`` set. At each of a few evaluation targets the file is
+opened as an unsaved buffer (prefix + suffix, as ``engram-ls complete`` sees it), then the target's own text is
+typed one character at a time, each keystroke followed by an automatic inline-completion request; the latency is
+from the keystroke's didChange to the answer, and the next key waits for it (a typist who pauses to read).
 
 The first key at a spot pays for the whole prompt (a new file section); the keys after it re-use llama.cpp's cached
 prefix (the snippets and the file above the cursor stay put), so both are reported apart.
@@ -13,7 +14,8 @@ prefix (the snippets and the file above the cursor stay put), so both are report
 Run: ``python bench/keystroke_bench.py [--models NAME,NAME] [--spots 5] [--keys 6]`` after
 ``python -m bench.completion_eval --prepare`` has unpacked the projects; ``--context-tokens 4096,1024`` runs each
 model at each prompt budget (``completion.contextTokens``), ``--suffix-tokens 64,100000`` at each cap on the text
-after the cursor (``completion.suffixTokens``; a cap above a quarter of the window is the build before the cap). Writes bench/results/keystroke[-TAG].{json,md}.
+after the cursor (``completion.suffixTokens``; a cap above a quarter of the window is the build before the cap).
+Writes bench/results/keystroke[-TAG].{json,md}.
 """
 
 from __future__ import annotations
@@ -169,7 +171,8 @@ def main() -> int:
     OUT.mkdir(exist_ok=True)
     stem = f"keystroke{'-' + args.tag if args.tag else ''}"
     (OUT / f"{stem}.json").write_text(json.dumps({**meta, "models": results}, indent=1))
-    rows = ["| model | prompt budget | suffix tokens | keystrokes | p50 / p95 | first key at a spot, p50 | next keys p50 / p95 | "
+    rows = ["| model | prompt budget | suffix tokens | keystrokes | p50 / p95 | first key at a spot, p50 | "
+            "next keys p50 / p95 | "
             "warm-up (load + first prompt) |", "|---|---|---|---|---|---|---|---|"]
     rows += [f"| {r['model']} | {r['context_tokens']} | {r['suffix_tokens']} | {r['keys']} at {r['spots']} spots | "
              f"{r['p50_ms']} / {r['p95_ms']} ms | "

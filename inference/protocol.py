@@ -6,8 +6,8 @@ parent -> worker: ``generate`` (id, mode fim|chat|prompt, fields, max_tokens, te
 sampling: a map of ``SamplingSettings`` fields — repeat_penalty, presence_penalty, frequency_penalty, dry_multiplier,
 dry_base, dry_allowed_length, dry_penalty_last_n; missing means llama.cpp's neutral values; a fim request may carry a
 ``budget``: the tokens its prompt and generation may use, below the model's n_ctx, ``suffix_budget``: the most
-tokens of the text after the cursor the prompt holds (0: no cap), and ``inline_stop``: end where an inline suggestion is cut
-anyway, ``prompts.suggestion_ended``),
+tokens of the text after the cursor the prompt holds (0: no cap), and ``inline_stop``: end where an inline
+suggestion is cut anyway, ``prompts.suggestion_ended``),
 ``cancel`` (id), ``tokenize`` (id, text), ``ping`` (seq), ``shutdown``.
 worker -> parent: ``hello`` (protocol, model, n_ctx, chat_template, fim, backend, pid), ``token`` (id, text),
 ``done`` (id, text, finish, usage, timings, cited), ``tokens`` (id, count), ``pong`` (seq, busy), ``error``

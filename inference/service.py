@@ -167,8 +167,8 @@ class Inference:
                        inline_stop: bool = False) -> Answer:
         """Fill in the middle with the coding model, with retrieved snippets as repo-level context; ``budget``:
         the tokens prompt and answer may use (default: the model's context length); ``suffix_budget``: the most
-        tokens after the cursor in the prompt (default, or 0: a quarter of the code's room); ``inline_stop``: end where an
-        inline suggestion ends (``prompts.suggestion_ended``: a blank line after its text, or the suffix's first
+        tokens after the cursor in the prompt (default, or 0: a quarter of the code's room); ``inline_stop``: end
+        where an inline suggestion ends (``prompts.suggestion_ended``: a blank line after its text, or the suffix's first
         line written again)."""
         return await self._run("coding", {"mode": "fim", "prefix": prefix, "suffix": suffix, "path": path,
                                           "repo": repo, "max_tokens": max_tokens, "stop": list(stop),

@@ -58,8 +58,10 @@ def main() -> int:
     stem = f"completion_compare-{args.a}-vs-{args.b}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
     differ = {k: v for k, v in sa.items() if sb.get(k) != v} | {k: None for k in sb if k not in sa}
-    lines = ["| run | exact match | edit similarity | identifier match | needed name written |", "|---|---|---|---|---|"]
-    lines += [f"| {tag} | {r['exact']} | {r['edit']} | {r['ident']} | {r['name']} |" for tag, r in result["runs"].items()]
+    lines = ["| run | exact match | edit similarity | identifier match | needed name written |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {tag} | {r['exact']} | {r['edit']} | {r['ident']} | {r['name']} |"
+              for tag, r in result["runs"].items()]
     lines += ["", f"Arm {args.arm}, {len(ids)} targets completed in both runs ({result['same_completion']} with the "
               f"same completion); the runs differ in {', '.join(f'{k}: {sa.get(k)} vs {sb.get(k)}' for k in differ)}. "
               f"Exact match {args.a} / {args.b}: {result['exact_ratio']} (paired bootstrap 95% CI "
