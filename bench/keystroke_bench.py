@@ -172,8 +172,7 @@ def main() -> int:
     stem = f"keystroke{'-' + args.tag if args.tag else ''}"
     (OUT / f"{stem}.json").write_text(json.dumps({**meta, "models": results}, indent=1))
     rows = ["| model | prompt budget | suffix tokens | keystrokes | p50 / p95 | first key at a spot, p50 | "
-            "next keys p50 / p95 | "
-            "warm-up (load + first prompt) |", "|---|---|---|---|---|---|---|---|"]
+            "next keys p50 / p95 | warm-up (load + first prompt) |", "|---|---|---|---|---|---|---|---|"]
     rows += [f"| {r['model']} | {r['context_tokens']} | {r['suffix_tokens']} | {r['keys']} at {r['spots']} spots | "
              f"{r['p50_ms']} / {r['p95_ms']} ms | "
              f"{r['first_key_p50_ms']} ms | {r['next_keys_p50_ms']} / {r['next_keys_p95_ms']} ms | "

@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     stdin = os.fdopen(os.dup(0), "rb", buffering=0)
     try:
         backend = BACKENDS[args.backend](model=args.model, n_ctx=args.ctx, threads=args.threads,
-                                         batch_threads=args.batch_threads or args.threads, batch=args.batch,
+                                         batch_threads=args.batch_threads, batch=args.batch,
                                          cache_mb=args.cache_mb, gpu_layers=args.gpu_layers, url=args.url,
                                          remote_model=args.remote_model, api_key_env=args.api_key_env, delay_ms=args.stub_delay_ms)
     except Exception as e:

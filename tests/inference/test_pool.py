@@ -184,7 +184,7 @@ async def test_close_waits_for_a_spawn_it_cancels_inside_process_creation():
                 hang_timeout_s=s.hang_timeout_s, startup_timeout=s.startup_timeout_s, max_restarts=s.max_restarts,
                 on_failure=lambda req, why: None)
     pool._spawn_task(pool._spawn())
-    await asyncio.sleep(0)  # one step: the task forks its worker and waits for the pipes; no Process yet
+    await asyncio.sleep(0)  # one scheduling step, no timing: the task forks its worker and waits for its pipes
     spawning = set(pool._tasks)
     assert spawning and pool.workers and pool.workers[0].proc is None
     await pool.close()
@@ -209,11 +209,13 @@ async def test_reap_workers_also_reaps_a_child_no_process_holds_yet():
     before = set(_watcher_threads())
     task = asyncio.create_task(asyncio.create_subprocess_exec(
         sys.executable, "-c", "import time; time.sleep(60)", stdin=subprocess.PIPE, stdout=subprocess.PIPE))
-    await asyncio.sleep(0)  # one step: forked, waiting for its pipes
+    await asyncio.sleep(0)  # one scheduling step, no timing: the task runs until forked, waiting for its pipes
     new = set(_watcher_threads()) - before
-    if not new:
+    if sys.version_info >= (3, 12):
         task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
         pytest.skip("this Python watches children without threads (3.12+: pidfds on the loop)")
+    assert new, "the child should be waited for by a watcher thread, not yet held by a Process"
     try:
         await reap_workers()
         assert not any(pid_alive(pid) for pid in new)
