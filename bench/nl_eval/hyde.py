@@ -82,6 +82,7 @@ def arms(engram, bm25):
     default = blended(engram, None)
 
     def run(question: str, code: str) -> dict[str, list]:
+        code = code or question  # the model wrote nothing: its arms fall back to the question, and count as such
         q_default, c_default = default(question, POOL), default(code, POOL)
         q_bm25, c_bm25 = bm25.search(question, POOL), bm25.search(code, POOL)
         return {
