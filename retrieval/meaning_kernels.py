@@ -9,11 +9,11 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def meaning_cosines(slots, feat_start, feat_len, feat_ids, feat_w, row, unit, df, n_docs, q, out):
+def meaning_cosines(slots, feat_start, feat_len, feat_ids, feat_w, row, code, df, n_docs, q, out):
     """Cosine of the unit query meaning ``q`` (d,) with each slot's meaning: the sum over its word features f of
-    weight x idf(f) x ``unit[row[f]]`` (features without a row, or with ids past ``row``, are skipped).
+    weight x idf(f) x ``code[row[f]]`` (features without a row, or with ids past ``row``, are skipped).
     Cost: (features of a slot) x d per slot — it runs over stage-2 candidates only."""
-    d = unit.shape[1]
+    d = code.shape[1]
     v = np.zeros(d, np.float32)
     n_rows = len(row)
     for i in range(len(slots)):
@@ -30,7 +30,7 @@ def meaning_cosines(slots, feat_start, feat_len, feat_ids, feat_w, row, unit, df
             idf = max(0.05, math.log(1.0 + (n_docs - dfv + 0.5) / (dfv + 0.5)))
             wt = np.float32(feat_w[p] * idf)
             for j in range(d):
-                v[j] += wt * unit[r, j]
+                v[j] += wt * code[r, j]
         sq = 0.0
         dot = 0.0
         for j in range(d):
@@ -42,7 +42,7 @@ def meaning_cosines(slots, feat_start, feat_len, feat_ids, feat_w, row, unit, df
 def cosines(table, features, space, q: np.ndarray, slots: np.ndarray, n_docs: int) -> np.ndarray:
     """``meaning_cosines`` over ``slots`` of a ChunkTable with a MeaningSpace; zeros when the space is empty."""
     out = np.zeros(len(slots), np.float64)
-    if len(space.unit) and len(slots):
+    if len(space.code) and len(slots):
         meaning_cosines(slots.astype(np.int64), table.feat_start, table.feat_len, table.feat_ids, table.feat_w,
-                        space.row, space.unit, features.df, float(n_docs), q.astype(np.float32), out)
+                        space.row, space.code, features.df, float(n_docs), q.astype(np.float32), out)
     return out

@@ -134,7 +134,7 @@ def evaluate(split: str, work: Path, languages: list[str]) -> dict:
         sets = build(split, language, root)
         engram, bm25, engram_s, bm25_s = index(root, work / "cache" / split / language)
         arms = arm_functions(engram, bm25)
-        lang = {"folders": sets["folders"], "chunks": len(engram.table), "functions": sets["functions"],
+        lang = {"folders": sets["folders"], "versions": sets["versions"], "chunks": len(engram.table), "functions": sets["functions"],
                 "build_s": {"engram": round(engram_s, 2), "bm25s_index": round(bm25_s, 2)},
                 "meaning_words": len(engram.terms.meaning.words)}
         for task in ("nl", "code"):
@@ -292,10 +292,13 @@ def apply_variants(variants: list[str], vectors: Path | None) -> None:
     if dims:                    # the first N principal components only
         table = meaning.shipped()
         cut = meaning.WordVectors.__new__(meaning.WordVectors)
-        cut.row, cut.dim, cut._cache = table.row, dims[0], {}
-        part = table.unit[:, :dims[0]]
-        cut.unit = (part / (np.linalg.norm(part, axis=1, keepdims=True) + 1e-9)).astype(np.float32)
+        cut.row, cut.dim, cut._cache, cut._query_cache = table.row, dims[0], {}, {}
+        part = table.code[:, :dims[0]]
+        cut.code = cut.query = (part / (np.linalg.norm(part, axis=1, keepdims=True) + 1e-9)).astype(np.float32)
         meaning.shipped = lambda: cut
+    near = [float(v[3:]) for v in variants if v.startswith("nbr")]
+    if near:                    # the least cosine of a meaning-channel neighbour
+        meaning.NEIGHBOUR_SIMILARITY = near[0]
     bits = [int(v[4:]) for v in variants if v.startswith("sign")]
     if bits:                    # random projection + sign: the vectors as bipolar hypervectors
         table = meaning.shipped()
@@ -308,7 +311,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", default="dev", choices=sorted(SETS))
     ap.add_argument("--sweep", action="store_true")
-    ap.add_argument("--variant", default="", help="comma-separated: stem, names, keywords, context, signN, dimN")
+    ap.add_argument("--variant", default="", help="comma-separated: stem, names, keywords, context, signN, dimN, nbrX")
     ap.add_argument("--vectors", type=Path, help="another word-vector table (.npz) for the semantic channel")
     ap.add_argument("--tag", default="", help="suffix of the results files")
     ap.add_argument("--languages", default="", help="comma-separated languages (default: all)")

@@ -45,7 +45,7 @@ def maxsim(engram, cand: np.ndarray, query: str, floors=FLOORS) -> dict[float, n
                 words.append(v)
                 weights.append(idf(int(features.df[fid]) if fid >= 0 else 0, n))
     out = {fl: np.zeros(len(cand)) for fl in floors}
-    if not words or not len(space.unit):
+    if not words or not len(space.code):
         return out
     q = np.asarray(words, np.float32)
     w = np.asarray(weights) / sum(weights)
@@ -58,7 +58,7 @@ def maxsim(engram, cand: np.ndarray, query: str, floors=FLOORS) -> dict[float, n
     rows, owner = rows[keep], owner[keep]
     if not len(rows):
         return out
-    sims = space.unit[rows] @ q.T                                   # (chunk words, query words)
+    sims = space.code[rows] @ q.T                                   # (chunk words, query words)
     best = np.full((len(cand), len(q)), -1.0, np.float32)
     np.maximum.at(best, owner, sims)
     best = np.clip(best, 0.0, 1.0)

@@ -13,6 +13,8 @@ other packages, chosen before any tuning, and is run once at the end.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import re
 import sysconfig
@@ -21,7 +23,10 @@ from pathlib import Path
 from bench.retrieval_bench import copy_packages, first_sentence, perturb
 
 SITE = Path(sysconfig.get_paths()["purelib"])
-NODE = Path(__file__).resolve().parents[2] / "clients" / "vscode" / "node_modules"
+# The JS/TS sets' packages: ENGRAM_BENCH_NODE_MODULES (an ``npm install`` of the packages below in a folder of its
+# own), else the VS Code client's node_modules.
+NODE = Path(os.environ.get("ENGRAM_BENCH_NODE_MODULES") or
+            Path(__file__).resolve().parents[2] / "clients" / "vscode" / "node_modules")
 
 # split -> language -> package folders (site-packages names for Python, node_modules-relative folders for JS/TS)
 SETS = {
@@ -114,12 +119,13 @@ def _js_perturb(source: str, rng: random.Random) -> str:
     return "\n".join(l for i, l in enumerate(lines) if i not in drop)
 
 
-def copy_js(folders: list[str], language: str, dest: Path) -> list[dict]:
-    """Copies the folders' JS or TS files (docs blanked); returns every function found (with its doc or None)."""
+def copy_js(folders: list[str], language: str, dest: Path, root: Path = NODE) -> list[dict]:
+    """Copies the folders' JS or TS files (under ``root``; docs blanked); returns every function found (with its doc
+    or None)."""
     parser = _parser(language)
     functions = []
     for folder in folders:
-        src = NODE / folder
+        src = root / folder
         if not src.exists():
             continue
         for f in sorted(src.rglob("*")):
@@ -146,6 +152,25 @@ def copy_js(folders: list[str], language: str, dest: Path) -> list[dict]:
     return functions
 
 
+def versions(split: str, language: str) -> dict[str, str]:
+    """The installed version of each package of a set, for the results file."""
+    from importlib import metadata
+
+    out = {}
+    for folder in SETS[split][language]:
+        if language == "python":
+            dists = metadata.packages_distributions().get(folder, [folder])
+            try:
+                out[dists[0]] = metadata.version(dists[0])
+            except metadata.PackageNotFoundError:
+                out[folder] = "missing"
+        else:
+            name = "/".join(folder.split("/")[:2]) if folder.startswith("@") else folder.split("/")[0]
+            manifest = NODE / name / "package.json"
+            out[name] = json.loads(manifest.read_text())["version"] if manifest.exists() else "missing"
+    return out
+
+
 def build(split: str, language: str, dest: Path) -> dict:
     """Writes the workspace for one split and language; returns its queries: ``{"nl": [...], "code": [...]}``,
     each item a target dict with its ``query``."""
@@ -165,7 +190,8 @@ def build(split: str, language: str, dest: Path) -> dict:
         q = perturb(f["source"], rng) if language == "python" else _js_perturb(f["source"], rng)
         if q:
             code.append(dict(f, query=q))
-    return {"nl": nl, "code": code, "folders": folders, "functions": len(functions)}
+    return {"nl": nl, "code": code, "folders": folders, "functions": len(functions),
+            "versions": versions(split, language)}
 
 
 def run_dev(run_language) -> dict:

@@ -20,11 +20,40 @@ def small_table() -> WordVectors:
 def test_a_word_has_its_own_vector_or_the_mean_of_its_longest_pieces():
     t = small_table()
     assert np.allclose(t.vector("delete"), [1, 0, 0])
-    want = t.unit[t.row["serial"]] + t.unit[t.row["##izer"]]
+    want = t.code[t.row["serial"]] + t.code[t.row["##izer"]]
     assert np.allclose(t.vector("serializer"), want / np.linalg.norm(want))
-    apples = t.unit[t.row["apple"]] + t.unit[t.row["##s"]]
+    apples = t.code[t.row["apple"]] + t.code[t.row["##s"]]
     assert np.allclose(t.vector("apples"), apples / np.linalg.norm(apples))
     assert t.vector("qqq") is None
+
+
+def two_sided_table() -> WordVectors:
+    """A trained table: questions' words have their own rows, and lengths are weights."""
+    words = ["largest", "max", "min", "##s", "serial", "##izer"]
+    code = np.array([[0, 1, 0], [1, 0, 0], [-1, 0, 0], [0, 0, 2], [0, 3, 0], [0, 0, 1]], np.float32)
+    query = np.array([[2, 0.2, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1], [0, 1, 0], [1, 0, 0]], np.float32)
+    return WordVectors(words, code, query)
+
+
+def test_a_trained_table_has_a_query_side_and_keeps_lengths():
+    t = two_sided_table()
+    assert np.allclose(t.vector("largest"), [0, 1, 0]) and np.allclose(t.query_vector("largest"), [2, 0.2, 0])
+    assert np.allclose(t.vector("max"), [1, 0, 0])             # not normalised: a length is a learnt weight
+    pieces = np.array([0, 3, 1], np.float32)                  # serial + ##izer, scaled to their mean length (2)
+    assert np.allclose(t.vector("serializer"), pieces / np.linalg.norm(pieces) * 2.0)
+    assert np.allclose(t.query_vector("serializer"), [1, 1, 0] / np.sqrt(2) * 1.0)
+    d = small_table()
+    assert d.query is d.code and np.allclose(d.query_vector("remove"), d.vector("remove"))
+
+
+def test_a_question_word_reaches_the_code_words_that_answer_it():
+    """'largest' is answered by code that says max: the query side of one word against the code side of the
+    workspace's words, by cosine (lengths do not decide a neighbour)."""
+    t = two_sided_table()
+    space = MeaningSpace.build(np.array([0, 1, 2]), ["largest", "max", "min"], t)
+    assert [w for w, _ in space.neighbours("largest", k=2, min_similarity=0.5)] == ["max"]
+    q = space.query_vector({"largest": 1.0})
+    assert np.allclose(q, np.array([2, 0.2, 0]) / np.linalg.norm([2, 0.2, 0]))
 
 
 def test_the_meaning_space_maps_feature_ids_to_rows_and_finds_neighbours():
@@ -38,12 +67,27 @@ def test_the_meaning_space_maps_feature_ids_to_rows_and_finds_neighbours():
     assert space.query_vector({"qqq": 1.0}) is None
 
 
-def test_the_shipped_table_knows_synonyms():
-    t = meaning.shipped()
-    assert t is not None and len(t.row) > 30_000
+def _cosine(a, b) -> float:
+    return float(a @ b) / float(np.linalg.norm(a) * np.linalg.norm(b))
+
+
+def test_the_distilled_table_knows_synonyms():
+    t = WordVectors.load(meaning.DISTILLED)
+    assert len(t.row) > 30_000
     sim = lambda a, b: float(t.vector(a) @ t.vector(b))
     assert sim("delete", "remove") > sim("delete", "banana") + 0.2
     assert sim("download", "fetch") > sim("download", "colour") + 0.2
+
+
+def test_the_shipped_table_maps_question_words_to_code_words():
+    """The shipped code-search table: a question's word is nearer the code words that answer it than unrelated
+    ones, on both sides' own vectors."""
+    t = meaning.shipped()
+    assert t is not None and len(t.row) > 30_000 and t.query is not t.code
+    sim = lambda q, c: _cosine(t.query_vector(q), t.vector(c))
+    assert sim("largest", "max") > sim("largest", "min") + 0.1
+    assert sim("remove", "delete") > sim("remove", "banana") + 0.2
+    assert sim("lowercase", "lower") > sim("lowercase", "colour") + 0.2
 
 
 def test_chunk_meaning_cosines_equal_the_slow_reference(workspace, cache):
@@ -59,7 +103,7 @@ def test_chunk_meaning_cosines_equal_the_slow_reference(workspace, cache):
         v = np.zeros(space.dim)
         for f, tf in zip(ids.tolist(), w.tolist()):
             if f < len(space.row) and space.row[f] >= 0:
-                v += tf * ranking.idf(int(e.features.df[f]), t.alive) * space.unit[space.row[f]]
+                v += tf * ranking.idf(int(e.features.df[f]), t.alive) * space.code[space.row[f]]
         want = float(v @ q) / np.linalg.norm(v) if np.linalg.norm(v) else 0.0
         assert value == pytest.approx(want, rel=1e-4, abs=1e-5)
     best = slots[int(np.argmax(got))]

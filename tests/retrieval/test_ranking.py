@@ -49,7 +49,7 @@ def reference(e, query: str, k: int, allowed=None):
         v = np.zeros(space.dim)
         for f, tf in zip(ids.tolist(), w.tolist()):
             if f < len(space.row) and space.row[f] >= 0:
-                v += tf * encoder.idf(int(features.df[f]), t.alive) * space.unit[space.row[f]]
+                v += tf * encoder.idf(int(features.df[f]), t.alive) * space.code[space.row[f]]
         mean = float(v @ qm) / np.linalg.norm(v) if qm is not None and np.linalg.norm(v) else 0.0
         rows.append((slot, bm, cos, mean))
     top = max(bm for _, bm, _, _ in rows)
