@@ -5,9 +5,8 @@ of public packages that no evaluation set uses) gives every word two vectors: a 
 words and a *code* vector for a chunk's, trained so that a question's summed query vectors point at the summed code
 vectors of the function that answers it ("largest" finds ``max``, "lowercase" finds ``lower``). Both start from
 static vectors distilled from a sentence encoder (``data/static_minilm.npz``, ``bench/nl_eval/distill.py``), which
-this module also reads as a one-sided table. It also carries each word's learnt *match weight*: how much an exact
-match of a question's word is worth (``ranking.query_weights``). A word the table lacks gets its longest known pieces'
-vectors (WordPiece-style), so no word is without a vector unless no piece is known.
+this module also reads as a one-sided table. A word the table lacks gets its longest known pieces' vectors
+(WordPiece-style), so no word is without a vector unless no piece is known.
 
 ``MeaningSpace`` holds the code vectors of one workspace's words, keyed by feature id, built with the Random
 Indexing layer (background work, never on a query path). It serves two things: the workspace words nearest a
@@ -29,28 +28,48 @@ from . import features
 DISTILLED = Path(__file__).parent / "data" / "static_minilm.npz"
 DATA = Path(__file__).parent / "data" / "codesearch.npz"
 _MAX_PIECE = 12
-NEIGHBOUR_SIMILARITY = 0.6      # the least cosine of a question's word and a workspace word added for it
+NEIGHBOUR_SIMILARITY = 0.4      # the least cosine of a question's word and a workspace word added for it
 log = logging.getLogger(__name__)
+
+
+class Rows:
+    """int8 rows with a per-row scale, read as float32 rows (``rows[i]``, ``rows[[i, j]]``, ``rows[:]``): a
+    44,000-word table stays 11 MB in memory instead of 45 MB."""
+
+    def __init__(self, values: np.ndarray, scale: np.ndarray) -> None:
+        self.values = values
+        self.scale = scale.astype(np.float32)
+        self.shape = values.shape
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index):
+        return self.values[index].astype(np.float32) * self.scale[index][..., None]
 
 
 class WordVectors:
     """Word vectors and a word -> row index, for both sides of a search: ``code`` rows give a chunk's words their
     meaning, ``query`` rows a question's. The distilled table has one set of unit rows for both; the trained
     code-search table has two, whose lengths are learnt weights (a word that says a lot about code is long).
-    ``vector`` and ``query_vector`` handle words the table lacks."""
+    ``vector`` and ``query_vector`` handle words the table lacks. Rows are float32 arrays or ``Rows``."""
 
-    def __init__(self, words: list[str], vectors: np.ndarray, query: np.ndarray | None = None,
-                 match: np.ndarray | None = None) -> None:
+    def __init__(self, words: list[str], vectors, query=None) -> None:
         self.row = {w: i for i, w in enumerate(words)}
-        self.match = match
-        if query is None:
+        if query is None and isinstance(vectors, Rows):     # unit rows: the int8 values over their own length
+            norms = np.linalg.norm(vectors.values.astype(np.float32), axis=1)
+            norms[norms == 0] = 1.0
+            self.code = Rows(vectors.values, 1.0 / norms)
+        elif query is None:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             norms[norms == 0] = 1.0
             self.code = (vectors / norms).astype(np.float32)
+        else:
+            self.code = vectors if isinstance(vectors, Rows) else np.asarray(vectors, np.float32)
+        if query is None:
             self.query = self.code
         else:
-            self.code = np.asarray(vectors, np.float32)
-            self.query = np.asarray(query, np.float32)
+            self.query = query if isinstance(query, Rows) else np.asarray(query, np.float32)
         self.dim = self.code.shape[1]
         self._cache: dict[str, np.ndarray | None] = {}
         self._query_cache: dict[str, np.ndarray | None] = {}
@@ -70,25 +89,16 @@ class WordVectors:
     def load(cls, path: Path) -> "WordVectors":
         with np.load(path, allow_pickle=False) as z:
             words = [str(w) for w in z["words"]]
-            code = z["vectors"].astype(np.float32) * z["scale"][:, None]
-            query = z["query_vectors"].astype(np.float32) * z["query_scale"][:, None] if "query_vectors" in z \
-                else None
-            match = z["query_match"].astype(np.float32) if "query_match" in z else None
-        return cls(words, code, query, match)
-
-    def match_weight(self, word: str) -> float:
-        """How much a question's word is worth as an exact match, learnt with the code-search table: how often a
-        question's word appears in its answer's code, against all words (``creates`` or ``whether`` rarely do:
-        below 1; ``timeout`` or ``schema`` nearly always: above 1). 1 for a word the training never asked with."""
-        r = self.row.get(word)
-        return 1.0 if self.match is None or r is None else float(self.match[r])
+            code = Rows(z["vectors"], z["scale"])
+            query = Rows(z["query_vectors"], z["query_scale"]) if "query_vectors" in z else None
+        return cls(words, code, query)
 
     def bipolar(self, bits: int, seed: int = 12) -> "WordVectors":
         """The same words as bipolar hypervectors: a fixed random projection to ``bits`` dimensions, then the sign
         (MAP-style VSA; similar words share most signs). Unit-scaled, so dot products stay cosines."""
         proj = np.random.default_rng(seed).standard_normal((self.dim, bits)).astype(np.float32)
         out = WordVectors.__new__(WordVectors)
-        out.row, out.dim, out._cache, out._query_cache, out.match = self.row, bits, {}, {}, self.match
+        out.row, out.dim, out._cache, out._query_cache = self.row, bits, {}, {}
         out.code = (np.sign(self.code @ proj) / np.sqrt(bits)).astype(np.float32)
         out.query = out.code if self.query is self.code else \
             (np.sign(self.query @ proj) / np.sqrt(bits)).astype(np.float32)
@@ -106,7 +116,7 @@ class WordVectors:
             return self.vector(word)
         return self._lookup(word, self.query, self._query_cache)
 
-    def _lookup(self, word: str, table: np.ndarray, cache: dict) -> np.ndarray | None:
+    def _lookup(self, word: str, table, cache: dict) -> np.ndarray | None:
         if word in cache:
             return cache[word]
         r = self.row.get(word)
@@ -117,10 +127,10 @@ class WordVectors:
             rows = stem_rows or self._pieces(word)      # a stemmed word means what its inflections mean
             v = None
             if rows:
-                s = table[rows].sum(0)
+                vs = table[rows]
+                s = vs.sum(0)
                 n = float(np.linalg.norm(s))
-                length = float(np.linalg.norm(table[rows], axis=1).mean())
-                v = (s * (length / n)).astype(np.float32) if n > 0 else None
+                v = (s * (float(np.linalg.norm(vs, axis=1).mean()) / n)).astype(np.float32) if n > 0 else None
         if len(cache) > 200_000:
             cache.clear()
         cache[word] = v

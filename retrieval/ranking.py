@@ -57,11 +57,12 @@ class Blend:
 
 
 BEFORE = Blend()                                              # the ranking before the semantic channel
-# Tuned on the dev sets (bench/results/nl_eval-sweep-cs-h1.json, with the code-search table: every blend in steps of
-# 0.1; within 0.3% of the best mean ratio to bm25s over Python, JavaScript and TypeScript, and the most even). In
-# words: the meaning channel leads and its neighbours join stage 1; the Random Indexing neighbours cost more than
-# they give. In code: exact role-tagged BM25 leads (a blend with more meaning was within 1%).
-WORDS = Blend(lexical=0.2, engram=0.2, meaning=0.6, expansion=0.3, ri_expansion=0.0)
+# Tuned on the dev sets with the code-search table (bench/results/nl_eval-sweep-cs-h1-nbr0.4.json: every blend in
+# steps of 0.1 and four expansion settings; within 0.1% of the best mean ratio to bm25s over Python, JavaScript and
+# TypeScript, the most even of the best, and one that keeps every channel). In words: the meaning channel leads and
+# its neighbours join stage 1; the Random Indexing neighbours cost more than they give. In code: exact role-tagged
+# BM25 leads (a blend with more meaning was within 1%).
+WORDS = Blend(lexical=0.4, engram=0.1, meaning=0.5, expansion=0.6, ri_expansion=0.0)
 CODE = Blend(lexical=0.6, engram=0.3, meaning=0.1, expansion=0.0, ri_expansion=0.0)
 
 
@@ -82,18 +83,14 @@ def _dfs(features: FeatureTable, names: list[str]) -> list[int]:
 
 def query_weights(query: str, features: FeatureTable, n_chunks: int, terms: TermSpace,
                   blend: Blend = BEFORE) -> dict[str, float]:
-    """Each query feature's weight: IDF x log-scaled count x role boost (x the word's learnt match weight in a
-    question in words), plus neighbours of the query's rarest words at reduced weights (Random Indexing's from the
-    workspace, the meaning channel's from static vectors); a symbol query's own name (identifier and roles) weighs
-    ``SUBJECT_BOOST`` times more."""
+    """Each query feature's weight: IDF x log-scaled count x role boost, plus neighbours of the query's rarest words
+    at reduced weights (Random Indexing's from the workspace, the meaning channel's from static vectors); a symbol
+    query's own name (identifier and roles) weighs ``SUBJECT_BOOST`` times more."""
     counts = _query_features(query)
     n = max(1, n_chunks)
-    vectors = terms.meaning.vectors if is_natural(query) else None
     weighted: dict[str, float] = {}
     for (f, c), df in zip(counts.items(), _dfs(features, list(counts))):
         weighted[f] = idf(df, n) * (1.0 + math.log(c)) * {"d": 1.5}.get(f[0], 1.0)
-        if vectors is not None and f[0] == "t":
-            weighted[f] *= vectors.match_weight(f[2:])
     name = subject(query)
     if name:
         for f in [f for f in weighted if f[0] in "idca" and f[2:] == name.lower()]:

@@ -293,7 +293,7 @@ def apply_variants(variants: list[str], vectors: Path | None) -> None:
         table = meaning.shipped()
         cut = meaning.WordVectors.__new__(meaning.WordVectors)
         cut.row, cut.dim, cut._cache, cut._query_cache = table.row, dims[0], {}, {}
-        part = table.code[:, :dims[0]]
+        part = table.code[:][:, :dims[0]]
         cut.code = cut.query = (part / (np.linalg.norm(part, axis=1, keepdims=True) + 1e-9)).astype(np.float32)
         meaning.shipped = lambda: cut
     near = [float(v[3:]) for v in variants if v.startswith("nbr")]

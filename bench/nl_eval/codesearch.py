@@ -321,28 +321,8 @@ def train(pairs: dict[str, list[dict]], out: Path, dim: int, epochs: int, lr: fl
         print(f"epoch {epoch + 1}: validation MRR {mrr:.4f} ({time.perf_counter() - t:.0f} s)", flush=True)
         if mrr > best[0]:
             best = (mrr, qt.detach().numpy().copy(), ct.detach().numpy().copy())
-    save(out, words, best[2], best[1], match_weights(pairs, words), dict(log, best_val_mrr=round(best[0], 4), lr=lr, epochs=epochs))
+    save(out, words, best[2], best[1], dict(log, best_val_mrr=round(best[0], 4), lr=lr, epochs=epochs))
     return log
-
-
-MATCH_PRIOR = 20        # pseudo-questions of smoothing towards the mean rate, for a word seldom asked with
-
-
-def match_weights(pairs: dict[str, list[dict]], words: list[str]) -> np.ndarray:
-    """Each word's learnt match weight (``WordVectors.match_weight``): how often a question's word appears among
-    its answer's words, over the rate for all words, smoothed towards 1 for words seldom asked with."""
-    asked: Counter = Counter()
-    answered: Counter = Counter()
-    for items in pairs.values():
-        for p in items:
-            asked.update(p["q"])
-            answered.update(w for w in p["q"] if w in p["c"])
-    rate = sum(answered.values()) / max(1, sum(asked.values()))
-    out = np.ones(len(words), np.float32)
-    for i, w in enumerate(words):
-        if asked[w]:
-            out[i] = (answered[w] + MATCH_PRIOR * rate) / (asked[w] + MATCH_PRIOR) / rate
-    return out
 
 
 def _int8(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -351,13 +331,13 @@ def _int8(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.round(m / scale[:, None]).astype(np.int8), scale.astype(np.float32)
 
 
-def save(out: Path, words: list[str], code: np.ndarray, query: np.ndarray, match: np.ndarray, log: dict) -> None:
-    """int8 rows with a per-row scale, lengths kept (a word's length is its learnt weight); match weights."""
+def save(out: Path, words: list[str], code: np.ndarray, query: np.ndarray, log: dict) -> None:
+    """int8 rows with a per-row scale, lengths kept (a word's length is its learnt weight)."""
     c, cs = _int8(code)
     q, qs = _int8(query)
-    meta = dict(log, python=PYTHON, js=JS, batch=BATCH, temperature=TEMPERATURE, hard=HARD, match_prior=MATCH_PRIOR)
+    meta = dict(log, python=PYTHON, js=JS, batch=BATCH, temperature=TEMPERATURE, hard=HARD)
     np.savez_compressed(out, words=np.array(words), vectors=c, scale=cs, query_vectors=q, query_scale=qs,
-                        query_match=match.astype(np.float16), meta=np.array(json.dumps(meta)))
+                        meta=np.array(json.dumps(meta)))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)", flush=True)
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from engram_ls.retrieval import Engram, meaning, ranking
 from engram_ls.retrieval.features import query_features
-from engram_ls.retrieval.meaning import MeaningSpace, WordVectors
+from engram_ls.retrieval.meaning import MeaningSpace, Rows, WordVectors
 from engram_ls.retrieval.meaning_kernels import cosines
 from tests.retrieval.conftest import make_workspace
 
@@ -44,6 +44,15 @@ def test_a_trained_table_has_a_query_side_and_keeps_lengths():
     assert np.allclose(t.query_vector("serializer"), [1, 1, 0] / np.sqrt(2) * 1.0)
     d = small_table()
     assert d.query is d.code and np.allclose(d.query_vector("remove"), d.vector("remove"))
+
+
+def test_quantised_rows_read_back_as_their_floats():
+    r = Rows(np.array([[127, 0, -64], [0, 10, 0]], np.int8), np.array([0.5, 2.0], np.float32))
+    assert np.allclose(r[0], [63.5, 0, -32]) and np.allclose(r[[1, 0]], [[0, 20, 0], [63.5, 0, -32]])
+    one_sided = WordVectors(["a", "b"], r)                  # the distilled form: unit rows, both sides
+    assert np.allclose(np.linalg.norm(one_sided.code[[0, 1]], axis=1), 1.0) and one_sided.query is one_sided.code
+    two_sided = WordVectors(["a", "b"], r, Rows(r.values, np.ones(2, np.float32)))
+    assert np.allclose(two_sided.vector("b"), [0, 20, 0]) and np.allclose(two_sided.query_vector("b"), [0, 10, 0])
 
 
 def test_a_question_word_reaches_the_code_words_that_answer_it():
