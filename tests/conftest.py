@@ -1,7 +1,9 @@
 """Suite-wide isolation: every test run gets its own engram store cache, but all runs share the
-assembled model files (assembling the 490 MB GGUF once per machine is enough)."""
+assembled model files (assembling the 490 MB GGUF once per machine is enough). And the programs the tests start
+get the terminal's Ctrl-C as a user's shell gives it."""
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -9,5 +11,11 @@ import platformdirs
 
 if "ENGRAM_LS_MODELS" not in os.environ:
     os.environ["ENGRAM_LS_MODELS"] = str(Path(platformdirs.user_cache_dir("engram-ls")) / "models")
+# A runner that starts the suite in the background (``cmd &`` in a script, nohup) ignores SIGINT, and an ignored
+# signal stays ignored across exec: every engram-ls the Ctrl-C tests start would then ignore Ctrl-C (Python installs
+# its KeyboardInterrupt handler only over the default disposition). A handler of our own is reset to the default
+# in each child, as a shell's foreground job has it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 if "ENGRAM_LS_CACHE" not in os.environ:
     os.environ["ENGRAM_LS_CACHE"] = tempfile.mkdtemp(prefix="engram-ls-test-cache-")
