@@ -296,6 +296,11 @@ def apply_variants(variants: list[str], vectors: Path | None) -> None:
         part = table.code[:][:, :dims[0]]
         cut.code = cut.query = (part / (np.linalg.norm(part, axis=1, keepdims=True) + 1e-9)).astype(np.float32)
         meaning.shipped = lambda: cut
+    if "distilled" in variants:  # the default before the code-search table: distilled vectors, its blend and floor
+        meaning.DATA = meaning.DISTILLED
+        meaning.shipped.cache_clear()
+        meaning.NEIGHBOUR_SIMILARITY = 0.6
+        ranking.WORDS = Blend(lexical=0.2, engram=0.3, meaning=0.5, expansion=0.3, ri_expansion=0.0)
     near = [float(v[3:]) for v in variants if v.startswith("nbr")]
     if near:                    # the least cosine of a meaning-channel neighbour
         meaning.NEIGHBOUR_SIMILARITY = near[0]
@@ -311,7 +316,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", default="dev", choices=sorted(SETS))
     ap.add_argument("--sweep", action="store_true")
-    ap.add_argument("--variant", default="", help="comma-separated: stem, names, keywords, context, signN, dimN, nbrX")
+    ap.add_argument("--variant", default="", help="comma-separated: stem, names, keywords, context, signN, dimN, nbrX, distilled")
     ap.add_argument("--vectors", type=Path, help="another word-vector table (.npz) for the semantic channel")
     ap.add_argument("--tag", default="", help="suffix of the results files")
     ap.add_argument("--languages", default="", help="comma-separated languages (default: all)")
