@@ -8,6 +8,14 @@ cd "$(dirname "$0")/.."
 # tests, server or multimodal targets) — about half the build steps of a default build.
 export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF}"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+# llama.cpp's AMX path (Intel Xeon since Sapphire Rapids) segfaults in the first decode on some machines
+# (ggml-org/llama.cpp#20824, open; other projects' CI dropped the AMX variant for it), and the native build compiles
+# it in wherever the CPU has AMX. Leave it out; AVX-512 and the rest of the native build stay. (Also for the
+# llama-server the team tests build.)
+if [ "$(uname -m)" = x86_64 ]; then
+    export CFLAGS="${CFLAGS:-} -mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    export CXXFLAGS="${CXXFLAGS:-} -mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+fi
 
 if [ ! -x .venv/bin/python ]; then
     "${PYTHON:-python3}" -m venv .venv
