@@ -132,14 +132,16 @@ def unpack(work: Path) -> list[tuple[str, str, Path, list[str]]]:
 def _weighted_words(engram, slot: int) -> dict[str, float]:
     """A chunk's word features with the weights the engine's meaning kernel gives them (capped count x idf)."""
     from engram_ls.retrieval.encoder import idf
+    from engram_ls.retrieval.vocabulary import ROLES
 
     t, f = engram.table, engram.features
     names = f.word_list()
+    word = ROLES.index("t")
     a = int(t.feat_start[slot])
     ids = t.feat_ids[a:a + int(t.feat_len[slot])]
     out = {}
     for i, w in zip(ids.tolist(), t.feat_w[a:a + len(ids)].tolist()):
-        if f.role[i] == 0 and names[i] is not None:
+        if f.role[i] == word and names[i] is not None:
             out[names[i]] = float(w) * idf(int(f.df[i]), t.alive)
     return out
 
@@ -271,7 +273,7 @@ def _mrr(qt, ct, batches, row) -> float:
     return total / max(1, n)
 
 
-def train(pairs: dict[str, list[dict]], out: Path, dim: int, epochs: int, lr: float, seed: int = 12) -> dict:
+def train(pairs: dict[str, list[dict]], out: Path, epochs: int, lr: float, seed: int = 12) -> dict:
     """Trains the query and code tables from the distilled vectors and writes them (see the module docstring)."""
     import torch
     import torch.nn.functional as F
@@ -291,8 +293,6 @@ def train(pairs: dict[str, list[dict]], out: Path, dim: int, epochs: int, lr: fl
               and not w.isdigit() and base.vector(w) is not None][:MAX_NEW]
     row = {w: i for i, w in enumerate(words)}
     init = np.stack([base.vector(w) for w in words]).astype(np.float32)
-    if dim != init.shape[1]:
-        raise SystemExit(f"--dim must be the distilled table's {init.shape[1]}")
     qt = torch.nn.Parameter(torch.tensor(init))
     ct = torch.nn.Parameter(torch.tensor(init))
     held = {k: v[:max(1, int(len(v) * VALIDATION))] for k, v in pairs.items()}
@@ -335,7 +335,8 @@ def save(out: Path, words: list[str], code: np.ndarray, query: np.ndarray, log: 
     """int8 rows with a per-row scale, lengths kept (a word's length is its learnt weight)."""
     c, cs = _int8(code)
     q, qs = _int8(query)
-    meta = dict(log, python=PYTHON, js=JS, batch=BATCH, temperature=TEMPERATURE, hard=HARD)
+    meta = dict(log, python=PYTHON, js=JS, stdlib=sys.version.split()[0], batch=BATCH, temperature=TEMPERATURE,
+                hard=HARD)
     np.savez_compressed(out, words=np.array(words), vectors=c, scale=cs, query_vectors=q, query_scale=qs,
                         meta=np.array(json.dumps(meta)))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)", flush=True)
@@ -345,9 +346,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, required=True, help="cache folder: downloads, unpacked code, pairs")
     ap.add_argument("--step", choices=("pairs", "train", "all"), default="all")
-    ap.add_argument("--dim", type=int, default=256)
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     _check_disjoint(PYTHON, JS)
@@ -356,7 +356,7 @@ def main() -> None:
     pairs = collect(args.work)
     print(json.dumps({k: len(v) for k, v in pairs.items()}), flush=True)
     if args.step in ("train", "all"):
-        train(pairs, args.out, args.dim, args.epochs, args.lr)
+        train(pairs, args.out, args.epochs, args.lr)
 
 
 if __name__ == "__main__":
