@@ -254,15 +254,15 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _encode_with_context(self, path, doc, lines, spans, has_pem):
+def _encode_with_context(self, path, doc, lines, spans, has_pem, texts=None, counted=None):
     """Engram._encode_spans, with each chunk's enclosing definitions' names added to its words (the engine hook
-    this variant measures: one extra argument per chunk)."""
+    this variant measures: one extra argument per chunk). Counts made without the context are not used."""
     from engram_ls.retrieval.chunking import digest_int
     from engram_ls.retrieval.encoder import encode_chunks
     from engram_ls.retrieval.engram import _redacted_texts
     from engram_ls.retrieval.features import context_words, path_words
 
-    texts = _redacted_texts(lines, spans, has_pem)
+    texts = texts if texts is not None else _redacted_texts(lines, spans, has_pem)
     base = path_words(path)
     slots = []
     for (start, end, kind, symbol), text in zip(spans, texts):
