@@ -246,13 +246,15 @@ def _bags(items: list[dict], side: str, row: dict[str, int]):
             torch.tensor(weights, dtype=torch.float32))
 
 
-def _batches(pairs: dict[str, list[dict]], rng: random.Random) -> list[list[dict]]:
-    """Batches of one code base each (its other functions are the negatives), in random order."""
+def _batches(pairs: dict[str, list[dict]], rng: random.Random, js_repeat: int = 1) -> list[list[dict]]:
+    """Batches of one code base each (its other functions are the negatives), in random order; a JS/TS code base's
+    pairs go ``js_repeat`` times (there are fewer of them)."""
     out = []
-    for items in pairs.values():
-        items = items[:]
-        rng.shuffle(items)
-        out.extend(items[i:i + BATCH] for i in range(0, len(items), BATCH) if len(items[i:i + BATCH]) >= 8)
+    for key, items in pairs.items():
+        for _ in range(1 if key.endswith("/python") else js_repeat):
+            items = items[:]
+            rng.shuffle(items)
+            out.extend(items[i:i + BATCH] for i in range(0, len(items), BATCH) if len(items[i:i + BATCH]) >= 8)
     rng.shuffle(out)
     return out
 
@@ -273,7 +275,8 @@ def _mrr(qt, ct, batches, row) -> float:
     return total / max(1, n)
 
 
-def train(pairs: dict[str, list[dict]], out: Path, epochs: int, lr: float, seed: int = 12) -> dict:
+def train(pairs: dict[str, list[dict]], out: Path, epochs: int, lr: float, js_repeat: int = 1,
+          temperature: float = TEMPERATURE, seed: int = 12) -> dict:
     """Trains the query and code tables from the distilled vectors and writes them (see the module docstring)."""
     import torch
     import torch.nn.functional as F
@@ -305,14 +308,14 @@ def train(pairs: dict[str, list[dict]], out: Path, epochs: int, lr: float, seed:
     best = (log["val_mrr"][0], init.copy(), init.copy())
     for epoch in range(epochs):
         t = time.perf_counter()
-        for b in _batches(fit, rng):
+        for b in _batches(fit, rng, js_repeat):
             q = _encode(b, "q", qt, row)
             golds = _encode(b, "c", ct, row)
             hard = [{"c": h} for p in b for h in p.get("hard", ())]
             chunks = torch.cat([golds, _encode(hard, "c", ct, row)]) if hard else golds
             target = torch.arange(len(b))
-            loss = (F.cross_entropy(q @ chunks.T / TEMPERATURE, target) +
-                    F.cross_entropy(golds @ q.T / TEMPERATURE, target)) / 2
+            loss = (F.cross_entropy(q @ chunks.T / temperature, target) +
+                    F.cross_entropy(golds @ q.T / temperature, target)) / 2
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -321,7 +324,8 @@ def train(pairs: dict[str, list[dict]], out: Path, epochs: int, lr: float, seed:
         print(f"epoch {epoch + 1}: validation MRR {mrr:.4f} ({time.perf_counter() - t:.0f} s)", flush=True)
         if mrr > best[0]:
             best = (mrr, qt.detach().numpy().copy(), ct.detach().numpy().copy())
-    save(out, words, best[2], best[1], dict(log, best_val_mrr=round(best[0], 4), lr=lr, epochs=epochs))
+    save(out, words, best[2], best[1], dict(log, best_val_mrr=round(best[0], 4), lr=lr, epochs=epochs,
+                                            js_repeat=js_repeat, temperature=temperature))
     return log
 
 
@@ -335,8 +339,7 @@ def save(out: Path, words: list[str], code: np.ndarray, query: np.ndarray, log: 
     """int8 rows with a per-row scale, lengths kept (a word's length is its learnt weight)."""
     c, cs = _int8(code)
     q, qs = _int8(query)
-    meta = dict(log, python=PYTHON, js=JS, stdlib=sys.version.split()[0], batch=BATCH, temperature=TEMPERATURE,
-                hard=HARD)
+    meta = dict(log, python=PYTHON, js=JS, stdlib=sys.version.split()[0], batch=BATCH, hard=HARD)
     np.savez_compressed(out, words=np.array(words), vectors=c, scale=cs, query_vectors=q, query_scale=qs,
                         meta=np.array(json.dumps(meta)))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)", flush=True)
@@ -348,6 +351,8 @@ def main() -> None:
     ap.add_argument("--step", choices=("pairs", "train", "all"), default="all")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--js-repeat", type=int, default=1, help="JS/TS pairs seen this many times an epoch")
+    ap.add_argument("--temperature", type=float, default=TEMPERATURE)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     _check_disjoint(PYTHON, JS)
@@ -356,7 +361,7 @@ def main() -> None:
     pairs = collect(args.work)
     print(json.dumps({k: len(v) for k, v in pairs.items()}), flush=True)
     if args.step in ("train", "all"):
-        train(pairs, args.out, args.epochs, args.lr)
+        train(pairs, args.out, args.epochs, args.lr, args.js_repeat, args.temperature)
 
 
 if __name__ == "__main__":
