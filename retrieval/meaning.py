@@ -48,6 +48,20 @@ class Rows:
         return self.values[index].astype(np.float32) * self.scale[index][..., None]
 
 
+def _as_rows(rows):
+    return rows if isinstance(rows, Rows) else np.asarray(rows, np.float32)
+
+
+def _unit(rows):
+    """The same rows scaled to length 1 (int8 rows keep their values and get a new scale)."""
+    values = rows.values if isinstance(rows, Rows) else np.asarray(rows, np.float32)
+    norms = np.linalg.norm(values.astype(np.float32), axis=1)
+    norms[norms == 0] = 1.0
+    if isinstance(rows, Rows):
+        return Rows(values, 1.0 / norms)
+    return (values / norms[:, None]).astype(np.float32)
+
+
 class WordVectors:
     """Word vectors and a word -> row index, for both sides of a search: ``code`` rows give a chunk's words their
     meaning, ``query`` rows a question's. The distilled table has one set of unit rows for both; the trained
@@ -56,20 +70,8 @@ class WordVectors:
 
     def __init__(self, words: list[str], vectors, query=None) -> None:
         self.row = {w: i for i, w in enumerate(words)}
-        if query is None and isinstance(vectors, Rows):     # unit rows: the int8 values over their own length
-            norms = np.linalg.norm(vectors.values.astype(np.float32), axis=1)
-            norms[norms == 0] = 1.0
-            self.code = Rows(vectors.values, 1.0 / norms)
-        elif query is None:
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            norms[norms == 0] = 1.0
-            self.code = (vectors / norms).astype(np.float32)
-        else:
-            self.code = vectors if isinstance(vectors, Rows) else np.asarray(vectors, np.float32)
-        if query is None:
-            self.query = self.code
-        else:
-            self.query = query if isinstance(query, Rows) else np.asarray(query, np.float32)
+        self.code = _as_rows(vectors) if query is not None else _unit(vectors)
+        self.query = self.code if query is None else _as_rows(query)
         self.dim = self.code.shape[1]
         self._cache: dict[str, np.ndarray | None] = {}
         self._query_cache: dict[str, np.ndarray | None] = {}
@@ -99,9 +101,9 @@ class WordVectors:
         proj = np.random.default_rng(seed).standard_normal((self.dim, bits)).astype(np.float32)
         out = WordVectors.__new__(WordVectors)
         out.row, out.dim, out._cache, out._query_cache = self.row, bits, {}, {}
-        out.code = (np.sign(self.code @ proj) / np.sqrt(bits)).astype(np.float32)
+        out.code = (np.sign(self.code[:] @ proj) / np.sqrt(bits)).astype(np.float32)
         out.query = out.code if self.query is self.code else \
-            (np.sign(self.query @ proj) / np.sqrt(bits)).astype(np.float32)
+            (np.sign(self.query[:] @ proj) / np.sqrt(bits)).astype(np.float32)
         return out
 
     def vector(self, word: str) -> np.ndarray | None:
