@@ -18,6 +18,7 @@ computed from the chunk's features).
 from __future__ import annotations
 
 import logging
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -158,7 +159,7 @@ def shipped() -> WordVectors | None:
     """The shipped table, loaded once; None (the channel is off, and the log says why) when it is missing."""
     try:
         return WordVectors.load(DATA)
-    except (OSError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:   # missing, foreign, truncated
         log.warning("static word vectors unavailable (%s): the semantic channel is off", e)
         return None
 

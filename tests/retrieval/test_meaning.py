@@ -145,3 +145,23 @@ def test_words_and_code_weigh_the_channels_differently():
     assert ranking.CODE.lexical > ranking.CODE.meaning
     assert ranking.is_natural("where do we retry failed uploads?")
     assert not ranking.is_natural("def retry(upload):\n    return upload.send()")
+
+
+def test_a_damaged_table_turns_the_channel_off_and_search_goes_on(tmp_path, cache, monkeypatch, caplog):
+    """A truncated or foreign table file is one warning, not a failure: questions are still answered by the
+    lexical and engram channels."""
+    bad = tmp_path / "codesearch.npz"
+    bad.write_bytes(b"PK\x03\x04 not a whole archive")
+    monkeypatch.setattr(meaning, "DATA", bad)
+    meaning.shipped.cache_clear()
+    try:
+        with caplog.at_level("WARNING"):
+            assert meaning.shipped() is None
+        assert "semantic channel is off" in caplog.text
+        e = Engram.open(make_workspace(tmp_path / "ws", FILES), cache_dir=cache)
+        e.index_workspace()
+        assert e.terms.meaning.words == []
+        hits = ranking.search(e.table, e.features, e.terms, "delete an entry from the table", 3)
+        assert hits and e.doc_paths[e.table.doc[hits[0][0]]] == "store/entries.py"
+    finally:
+        meaning.shipped.cache_clear()
