@@ -192,9 +192,13 @@ def channels(table: ChunkTable, features: FeatureTable, terms: TermSpace, query:
     return cand, lexical, engram, meaning
 
 
-def query_meaning(query: str, features: FeatureTable, n_chunks: int, terms: TermSpace) -> np.ndarray | None:
-    """The query's unit meaning vector: its words (not stop words) weighted by the workspace IDF."""
+def question_words(query: str, features: FeatureTable, n_chunks: int) -> dict[str, float]:
+    """The query's words (not stop words), each weighted by its workspace IDF: what the meaning channel sums."""
     n = max(1, n_chunks)
     names = [f for f in _query_features(query) if f.startswith("t:")]
-    words = {f[2:]: idf(df, n) for f, df in zip(names, _dfs(features, names))}
-    return terms.meaning.query_vector(words)
+    return {f[2:]: idf(df, n) for f, df in zip(names, _dfs(features, names))}
+
+
+def query_meaning(query: str, features: FeatureTable, n_chunks: int, terms: TermSpace) -> np.ndarray | None:
+    """The query's unit meaning vector: its ``question_words``' query vectors, summed."""
+    return terms.meaning.query_vector(question_words(query, features, n_chunks))

@@ -115,6 +115,10 @@ def run_arms(engram, bm25, items, arms) -> tuple[dict, list]:
     return out, rows
 
 
+# The default for questions in words before the code-search table: the distilled vectors' tuned blend and floor.
+DISTILLED_WORDS = Blend(lexical=0.2, engram=0.3, meaning=0.5, expansion=0.3, ri_expansion=0.0)
+DISTILLED_FLOOR = 0.6
+
 QUICK = False   # --quick: only bm25s, the ranking before and the default (feature variants)
 
 
@@ -134,7 +138,8 @@ def evaluate(split: str, work: Path, languages: list[str]) -> dict:
         sets = build(split, language, root)
         engram, bm25, engram_s, bm25_s = index(root, work / "cache" / split / language)
         arms = arm_functions(engram, bm25)
-        lang = {"folders": sets["folders"], "versions": sets["versions"], "chunks": len(engram.table), "functions": sets["functions"],
+        lang = {"folders": sets["folders"], "versions": sets["versions"], "chunks": len(engram.table),
+                "functions": sets["functions"],
                 "build_s": {"engram": round(engram_s, 2), "bm25s_index": round(bm25_s, 2)},
                 "meaning_words": len(engram.terms.meaning.words)}
         for task in ("nl", "code"):
@@ -299,8 +304,8 @@ def apply_variants(variants: list[str], vectors: Path | None) -> None:
     if "distilled" in variants:  # the default before the code-search table: distilled vectors, its blend and floor
         meaning.DATA = meaning.DISTILLED
         meaning.shipped.cache_clear()
-        meaning.NEIGHBOUR_SIMILARITY = 0.6
-        ranking.WORDS = Blend(lexical=0.2, engram=0.3, meaning=0.5, expansion=0.3, ri_expansion=0.0)
+        meaning.NEIGHBOUR_SIMILARITY = DISTILLED_FLOOR
+        ranking.WORDS = DISTILLED_WORDS
     near = [float(v[3:]) for v in variants if v.startswith("nbr")]
     if near:                    # the least cosine of a meaning-channel neighbour
         meaning.NEIGHBOUR_SIMILARITY = near[0]

@@ -42,6 +42,9 @@ import numpy as np
 
 from bench.nl_eval.sets import SETS, copy_js
 from bench.retrieval_bench import copy_packages, first_sentence
+from engram_ls.retrieval import Engram, meaning, ranking
+from engram_ls.retrieval.encoder import idf
+from engram_ls.retrieval.vocabulary import ROLES
 
 OUT = Path(__file__).resolve().parents[2] / "retrieval" / "data" / "codesearch.npz"
 
@@ -131,9 +134,6 @@ def unpack(work: Path) -> list[tuple[str, str, Path, list[str]]]:
 
 def _weighted_words(engram, slot: int) -> dict[str, float]:
     """A chunk's word features with the weights the engine's meaning kernel gives them (capped count x idf)."""
-    from engram_ls.retrieval.encoder import idf
-    from engram_ls.retrieval.vocabulary import ROLES
-
     t, f = engram.table, engram.features
     names = f.word_list()
     word = ROLES.index("t")
@@ -146,24 +146,11 @@ def _weighted_words(engram, slot: int) -> dict[str, float]:
     return out
 
 
-def _question_words(engram, question: str) -> dict[str, float]:
-    from engram_ls.retrieval.encoder import idf
-    from engram_ls.retrieval.ranking import _dfs, _query_features
-
-    names = [f for f in _query_features(question) if f.startswith("t:")]
-    return {f[2:]: idf(df, engram.table.alive) for f, df in zip(names, _dfs(engram.features, names))}
-
-
-def _lexical_blend():
-    from engram_ls.retrieval.ranking import Blend
-
-    return Blend(lexical=1, engram=0, meaning=0, expansion=0, ri_expansion=0)
+LEXICAL = ranking.Blend(lexical=1, engram=0, meaning=0, expansion=0, ri_expansion=0)     # finds the hard negatives
 
 
 def code_base_pairs(name: str, language: str, root: Path, folders: list[str], tmp: Path) -> list[dict]:
     """Question / gold-chunk word pairs of one code base, indexed as a workspace with its documentation blanked."""
-    from engram_ls.retrieval import Engram, ranking
-
     dest = tmp / f"{name}-{language}"
     if language == "python":
         functions = copy_packages(folders, dest, blank_docstrings=True, root=root)
@@ -190,9 +177,9 @@ def code_base_pairs(name: str, language: str, root: Path, folders: list[str], tm
         gold = next((s for a, b, s in slots[fn["path"]] if a <= fn["line"] <= b), None)
         if gold is None:
             continue
-        q, c = _question_words(engram, question), _weighted_words(engram, gold)
+        q, c = ranking.question_words(question, engram.features, t.alive), _weighted_words(engram, gold)
         if q and c:
-            found = ranking.search(t, engram.features, engram.terms, question, HARD + 1, None, _lexical_blend())
+            found = ranking.search(t, engram.features, engram.terms, question, HARD + 1, None, LEXICAL)
             hard = [_weighted_words(engram, s) for s, _ in found if s != gold][:HARD]
             pairs.append({"q": q, "c": c, "hard": hard})
     shutil.rmtree(dest, ignore_errors=True)
@@ -280,8 +267,6 @@ def train(pairs: dict[str, list[dict]], out: Path, epochs: int, lr: float, js_re
     """Trains the query and code tables from the distilled vectors and writes them (see the module docstring)."""
     import torch
     import torch.nn.functional as F
-
-    from engram_ls.retrieval import meaning
 
     torch.manual_seed(seed)
     rng = random.Random(seed)

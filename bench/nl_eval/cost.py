@@ -15,12 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.nl_eval.__main__ import OUT, blended
+from bench.nl_eval.__main__ import DISTILLED_FLOOR, DISTILLED_WORDS, OUT, blended
 from bench.nl_eval.sets import build
 from engram_ls.retrieval import Engram, meaning, ranking
-from engram_ls.retrieval.ranking import Blend
-
-DISTILLED_WORDS = Blend(lexical=0.2, engram=0.3, meaning=0.5, expansion=0.3, ri_expansion=0.0)   # its tuned blend
 
 
 def _rss_mb() -> float:
@@ -66,7 +63,7 @@ def main() -> None:
         floor = meaning.NEIGHBOUR_SIMILARITY
 
         def with_distilled(q, k):
-            engram.terms, meaning.NEIGHBOUR_SIMILARITY = distilled_terms, 0.6
+            engram.terms, meaning.NEIGHBOUR_SIMILARITY = distilled_terms, DISTILLED_FLOOR
             try:
                 fn = blended(engram, None if not ranking.is_natural(q) else DISTILLED_WORDS)
                 return fn(q, k)
