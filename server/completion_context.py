@@ -35,6 +35,8 @@ CALL_SITES = 3          # call sites, for the first names defined
 QUERY_LINES = 12        # the VSA query: the last lines of the prefix
 OUTLINES = 2            # receiver outlines
 OUTLINE_MEMBERS = 8     # member lines in an outline (after its class line); 12 for ``x.|`` lost 3 of 400 hits
+MEMBER_OUTLINE = 16     # member lines of the class of the receiver at ``x.|``
+BASE_DEPTH = 2          # how far up a class's bases a member is looked for
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMPORT_FROM = re.compile(r"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+([\w \t,]+)$", re.MULTILINE)
@@ -47,7 +49,12 @@ _PARAMS = re.compile(r"\b(?:def|function)\s+\w+\s*\(([^)]*)\)")
 _PARAM = re.compile(r"\s*\**([A-Za-z_][A-Za-z0-9_]*)")
 _BOUND = re.compile(r"\bfor\s+([\w, ()]+?)\s+in\b|\bas\s+([A-Za-z_]\w*)|\blambda\s+([\w, ]*):")
 _IMPORT_LINE = re.compile(r"\s*(from|import)\b")
-_MEMBER_AT = re.compile(r"((?:self\.)?[A-Za-z_]\w*)\.(\w*)$")  # the receiver of a member being typed: x.| or x.na|
+_CHAIN_AT = re.compile(r"(?<![\w.)\]])((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*)\.(\w*)$")  # the whole chain: a.b.c.|
+_MADE_AT = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\(\)\.(\w*)$")  # get_provider().|
+_CALLED = re.compile(r"^[ \t]*((?:self\.)?\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(?:await[ \t]+)?(?:[\w.]+\.)?([a-z_]\w*)[ \t]*\(",
+                     re.MULTILINE)  # x = make(...) / x = await self.get_thing(...): its type is what make returns
+_SUBWORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+_RETURNS = re.compile(r"\)\s*->\s*([^:]+):")
 _PARTIAL = re.compile(r"(?<![\w.])[A-Za-z_]\w*$")  # an identifier the cursor is still typing (not a member)
 _KEYWORD_ARG = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)")
 _STRING = re.compile(r"(\"\"\"|''')[\s\S]*?\1|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|#[^\n]*")
@@ -239,6 +246,12 @@ def receiver_classes(prefix: str, suffix: str, only: str | None = None) -> list[
     return out
 
 
+def subwords(name: str) -> frozenset[str]:
+    """The lower-cased words of an identifier longer than two letters (``startAgentSpan``, ``start_agent_span``:
+    start, agent, span)."""
+    return frozenset(w.lower() for w in _SUBWORD.findall(name) if len(w) > 2)
+
+
 def _bound_name(line: str) -> list[str]:
     """Names a line binds (an assignment's target, a parameter): receivers the next lines are likely to use."""
     m = re.match(r"[ \t]*((?:self\.)?\w+)[ \t]*(?::[^=\n]*)?=(?!=)", line)
@@ -246,11 +259,12 @@ def _bound_name(line: str) -> list[str]:
 
 
 def _outline(path: str, lines: list[str], start: int, buffer_names: set[str], suffix_names: set[str],
-             typed: str = "") -> Hit | None:
-    """The class (or module, ``start`` -1) at ``lines[start]``: its line and up to ``OUTLINE_MEMBERS`` member lines
+             typed: str = "", shown_members: int = OUTLINE_MEMBERS, near: frozenset[str] = frozenset()) -> Hit | None:
+    """The class (or module, ``start`` -1) at ``lines[start]``: its line and up to ``shown_members`` member lines
     (methods' first lines, fields, constants) of its body's first level. Members that complete the ``typed`` word
     come first, then those the buffer names only below the cursor, then those it never names: a first use is what
-    the buffer cannot show."""
+    the buffer cannot show; within each, those sharing most ``near`` words (``subwords`` of the code around the
+    cursor: ``end_agent_span`` after ``start_agent_span``) first."""
     if start >= 0:
         indent = len(lines[start]) - len(lines[start].lstrip())
         body_indent, end = None, len(lines)
@@ -278,8 +292,8 @@ def _outline(path: str, lines: list[str], start: int, buffer_names: set[str], su
         if name and not name.startswith("__"):
             rank = (-1 if typed and name.startswith(typed) else 0 if name in suffix_names
                     else 1 if name not in buffer_names else 2)
-            named.append((rank, j))
-    keep = sorted(j for _, j in sorted(named)[:OUTLINE_MEMBERS])
+            named.append((rank, -len(subwords(name) & near), j))
+    keep = sorted(j for *_, j in sorted(named)[:shown_members])
     shown = ([start] if start >= 0 else []) + keep
     if not shown:
         return None
@@ -288,31 +302,39 @@ def _outline(path: str, lines: list[str], start: int, buffer_names: set[str], su
 
 
 def receiver_outlines(engram: Engram, path: str | None, prefix: str, suffix: str, limit: int = OUTLINES,
-                      only: str | None = None, typed: str = "") -> list[Hit]:
+                      pairs: list[tuple[str, str]] | None = None, typed: str = "",
+                      members: int = OUTLINE_MEMBERS) -> list[Hit]:
     """Outlines of the classes and project modules of the receivers near the cursor (``receiver_classes``), or of
-    the ``only`` receiver (its members that start with ``typed`` first)."""
+    the given ``pairs`` — the receiver at ``x.|``, whose class's bases are outlined too (a member is often
+    inherited), its members that start with ``typed`` first."""
     out: list[Hit] = []
     buffer_names = set(_IDENT.findall(_code(prefix)))
     suffix_names = set(_IDENT.findall(_code(suffix))) - buffer_names
     buffer_names |= suffix_names
     modules = _module_paths(prefix + suffix)
-    for kind, name in receiver_classes(prefix, suffix, only):
-        if len(out) >= limit:
-            break
+    around = _code(prefix).split("\n")[-WINDOW_LINES:] + _code(suffix).split("\n")[:SUFFIX_LINES + 1]
+    near = frozenset(w for name in _IDENT.findall("\n".join(around)) for w in subwords(name))
+    at_cursor = pairs is not None
+    queue = list(pairs if at_cursor else receiver_classes(prefix, suffix))
+    seen: set[tuple[str, str]] = set()
+    while queue and len(out) < limit:
+        kind, name = queue.pop(0)
+        if (kind, name) in seen:
+            continue
+        seen.add((kind, name))
         hit = None
         if kind == "class":
-            for found in engram.find_named(name, "d", k=4, exclude_path=path):
-                lines = (engram.document_text(found.path) or "").split("\n")
-                at = next((found.start_line - 1 + i for i, text in enumerate(found.text.split("\n"))
-                           if re.match(rf"[ \t]*class[ \t]+{re.escape(name)}\b", text)), None)
-                if at is not None and at < len(lines):
-                    hit = _outline(found.path, lines, at, buffer_names, suffix_names, typed)
-                    break
+            source = find_class(engram, name, path)
+            if source is not None:
+                hit = _outline(source.path, source.lines, source.start, buffer_names, suffix_names, typed, members,
+                               near)
+                if at_cursor:
+                    queue += [("class", base) for base in source.bases()]
         elif not modules.get(name, "").startswith("__future__"):
             doc = _module_document(engram, modules.get(name, name), path)
             if doc is not None:
                 hit = _outline(doc, (engram.document_text(doc) or "").split("\n"), -1, buffer_names, suffix_names,
-                               typed)
+                               typed, members, near)
         if hit is not None:
             out.append(hit)
     return out
@@ -355,6 +377,120 @@ def _module_document(engram: Engram, dotted: str, exclude: str | None) -> str | 
     return best
 
 
+# -- what the receiver at ``x.|`` is: follow a chain of members through the classes they are declared in -------
+
+
+@dataclass(frozen=True)
+class ClassSource:
+    """A class found in another file: its document, lines and the index of its ``class`` line."""
+
+    path: str
+    lines: list[str]
+    start: int
+
+    def body(self) -> range:
+        """Indices of the class body's lines (up to the next line indented no deeper than the class line)."""
+        indent = len(self.lines[self.start]) - len(self.lines[self.start].lstrip())
+        for j in range(self.start + 1, len(self.lines)):
+            text = self.lines[j]
+            if text.strip() and len(text) - len(text.lstrip()) <= indent:
+                return range(self.start + 1, j)
+        return range(self.start + 1, len(self.lines))
+
+    def bases(self) -> list[str]:
+        m = _CLASS_LINE.match(self.lines[self.start])
+        return _types(m.group(3) or "") if m else []
+
+
+def find_class(engram: Engram, name: str, exclude_path: str | None) -> ClassSource | None:
+    """The ``class name`` statement in another file (exact spelling)."""
+    pattern = re.compile(rf"[ \t]*class[ \t]+{re.escape(name)}\b")
+    for found in engram.find_named(name, "d", k=4, exclude_path=exclude_path):
+        for i, text in enumerate(found.text.split("\n")):
+            if pattern.match(text):
+                lines = (engram.document_text(found.path) or "").split("\n")
+                at = found.start_line - 1 + i
+                if at < len(lines):
+                    return ClassSource(found.path, lines, at)
+    return None
+
+
+def member_type(engram: Engram, cls: str, member: str, exclude_path: str | None, depth: int = BASE_DEPTH) -> list[str]:
+    """The classes of ``cls().member``, read from the class body (``member: T``, ``self.member: T``,
+    ``self.member = T(...)``, ``def member(...) -> T``) or, failing that, from its bases'."""
+    source = find_class(engram, cls, exclude_path)
+    if source is None:
+        return []
+    m = re.escape(member)
+    declared = re.compile(rf"[ \t]*self\.{m}[ \t]*:[ \t]*([^=\n]+)")
+    field = re.compile(rf"{m}[ \t]*:[ \t]*([^=\n]+)")  # at the body's first level (not an Args: line)
+    built = re.compile(rf"[ \t]*self\.{m}[ \t]*=[ \t]*(?:await[ \t]+)?(?:\w+\.)*([A-Z]\w*)[ \t]*\(")
+    method = re.compile(rf"[ \t]*(?:async[ \t]+)?def[ \t]+{m}\b")
+    lines = source.lines
+    body = source.body()
+    first_level = next((len(lines[j]) - len(lines[j].lstrip()) for j in body if lines[j].strip()), 0)
+    for j in body:
+        text = lines[j]
+        found = declared.match(text) or built.match(text) or (
+            len(text) - len(text.lstrip()) == first_level and field.match(text.strip()))
+        if found:
+            types = _types(found.group(1))
+            if types:
+                return types
+        if method.match(text):
+            signature = " ".join(lines[j:j + 6])
+            returns = _RETURNS.search(signature)
+            if returns:
+                return _types(returns.group(1))
+    if depth > 0:
+        for base in source.bases():
+            types = member_type(engram, base, member, exclude_path, depth - 1)
+            if types:
+                return types
+    return []
+
+
+def returned_type(engram: Engram, function: str, buffer: str, exclude_path: str | None) -> list[str]:
+    """The classes a function's return annotation names: its ``def`` in the buffer, else in another file."""
+    pattern = re.compile(rf"def[ \t]+{re.escape(function)}[ \t]*\(")
+    texts = [buffer] + [h.text for h in engram.find_named(function, "d", k=3, exclude_path=exclude_path)]
+    for text in texts:
+        at = pattern.search(text)
+        if at:
+            returns = _RETURNS.search(text, at.end(), at.end() + 600)
+            return _types(returns.group(1)) if returns else []
+    return []
+
+
+def chain_classes(engram: Engram, path: str | None, prefix: str, suffix: str, chain: str) -> list[tuple[str, str]]:
+    """What the receiver ``chain`` (``x``, ``self.x``, ``a.b.c``) at the cursor is, as ``receiver_classes``
+    pairs: its head's type from the buffer (constructor, annotation, alias, the return annotation of the function
+    that made it, or — for ``self.x`` — a member of ``self``'s bases), then each further member through the class
+    that declares it."""
+    parts = chain.split(".")
+    head_len = 2 if parts[0] == "self" and len(parts) > 1 else 1
+    head, rest = ".".join(parts[:head_len]), parts[head_len:]
+    pairs = receiver_classes(prefix, suffix, only=head)
+    checked = re.findall(rf"isinstance\(\s*{re.escape(head)}\s*,\s*\(?([\w., ]+)",
+                         "\n".join(prefix.split("\n")[-WINDOW_LINES:]))
+    if checked:  # ``if isinstance(x, Foo) and x.|``: the nearest check says most
+        pairs = [("class", t) for t in _types(checked[-1])] + pairs
+    if not pairs:
+        buffer = prefix + suffix
+        made = {m.group(1): m.group(2) for m in _CALLED.finditer(_code(buffer))}
+        if head in made:
+            pairs = [("class", t) for t in returned_type(engram, made[head], buffer, path)]
+        elif head_len == 2:  # self.x: declared by a base of the enclosing class
+            for _, base in receiver_classes(prefix, suffix, only="self"):
+                pairs = [("class", t) for t in member_type(engram, base, parts[1], path)]
+                if pairs:
+                    break
+    for member in rest:
+        pairs = [("class", t) for kind, name in pairs if kind == "class"
+                 for t in member_type(engram, name, member, path)]
+    return list(dict.fromkeys(pairs))
+
+
 def completion_hits(engram: Engram, path: str | None, prefix: str, suffix: str, *, named: int = 6,
                     similar: int = 3) -> list[Hit]:
     """Snippets for a completion at the end of ``prefix`` in the document ``path``, most useful first: up to
@@ -377,10 +513,14 @@ def completion_hits(engram: Engram, path: str | None, prefix: str, suffix: str, 
         spans.append((hit.path, hit.start_line, hit.end_line))
         return True
 
-    member = _MEMBER_AT.search(prefix[prefix.rfind("\n") + 1:])
-    if member:  # ``x.|``: what x is comes first (measured: the needed member is shown for 4% of them otherwise)
-        for hit in receiver_outlines(engram, path, prefix, suffix, limit=1, only=member.group(1),
-                                     typed=member.group(2)):
+    line = prefix[prefix.rfind("\n") + 1:]
+    member, made = _CHAIN_AT.search(line), _MADE_AT.search(line)
+    if member or made:  # ``x.|``: what x is comes first (measured: the needed member is shown for 4% of them otherwise)
+        pairs = (chain_classes(engram, path, prefix, suffix, member.group(1)) if member else
+                 [("class", t) for t in returned_type(engram, made.group(1), prefix + suffix, path)])
+        member = member or made
+        for hit in receiver_outlines(engram, path, prefix, suffix, limit=1 + BASE_DEPTH, pairs=pairs,
+                                     typed=member.group(2), members=MEMBER_OUTLINE):
             keep(hit, overlap=True)
     defined = []
     for candidate in cursor_names(prefix, suffix):

@@ -58,6 +58,7 @@ ARMS = ("none", "engram", "oracle", "bm25")   # the order they run in: the main 
 SEED = 13
 WINDOW, STRIDE, QUERY_LINES, BM25_K = 10, 5, 15, 12
 ORACLE_LINES = 20
+PER_FILE = {"first-use": 2, "absent": 3}   # targets a file may give: the absent kind is rarer
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -74,15 +75,16 @@ def prepare(work: Path) -> None:
             z.extractall(dest, [m for m in z.namelist() if ".dist-info/" not in m])
 
 
-def choose(work: Path, n: int, cursor: str = "name") -> list[dict]:
+def choose(work: Path, n: int, cursor: str = "name", kind: str = "first-use") -> list[dict]:
     """``n`` targets spread evenly over the projects (a small project's shortfall goes to the others); ``cursor``:
-    where in the target line the cursor sits (``targets.project_targets``)."""
+    where in the target line the cursor sits, ``kind``: ``first-use`` or ``absent`` (``targets.project_targets``)."""
     rng = random.Random(SEED)
     pools = {}
     for name in PROJECTS:
         folder = work / "projects" / name.replace("-", "_")
         pools[folder.name] = [{**t, "project": folder.name}
-                              for t in project_targets(folder, rng, 10 * n, cursor=cursor)]
+                              for t in project_targets(folder, rng, 10 * n, cursor=cursor,
+                                                       per_file=PER_FILE[kind], absent=kind == "absent")]
     chosen: list[dict] = []
     while len(chosen) < n and any(pools.values()):
         for pool in pools.values():
@@ -356,6 +358,9 @@ def main() -> int:
     p.add_argument("--tag", default="", help="suffix of the results and rows files (e.g. 1.5b)")
     p.add_argument("--cursor", choices=("name", "line"), default="name", help="just before the cross-file name "
                    "(CrossCodeEval's place, the default) or after the line's indentation")
+    p.add_argument("--targets", choices=("first-use", "absent"), default="first-use", help="first uses of names "
+                   "defined in another file (the imports may show them), or only names the file shows nowhere else "
+                   "(the issue's definition: mostly members of project classes)")
     p.add_argument("--chunk", type=int, default=6, help="targets per project and arm in one engram-ls run")
     p.add_argument("--stop-at", help="UTC time HH:MM after which no new chunk starts (the run stays paired)")
     p.add_argument("--arms", default=",".join(ARMS), help="the arms to run, in order (default: all four; rows of "
@@ -366,7 +371,7 @@ def main() -> int:
         raise SystemExit(f"--arms: choose from {', '.join(ARMS)}")
     if args.prepare:
         prepare(args.work)
-    targets = choose(args.work, args.n, args.cursor)
+    targets = choose(args.work, args.n, args.cursor, args.targets)
     by_id = {t["id"]: t for t in targets}
     cache = args.work / "cache"
     cache.mkdir(parents=True, exist_ok=True)
@@ -376,6 +381,8 @@ def main() -> int:
                 "bm25": [WINDOW, STRIDE, QUERY_LINES, BM25_K], "oracle_lines": ORACLE_LINES}
     if args.cursor != "line":  # rows of the runs made before the option exist only for "line"
         settings["cursor"] = args.cursor
+    if args.targets != "first-use":  # likewise
+        settings["targets"] = args.targets
     settings_file = rows_file.with_suffix(".settings.json")
     if rows_file.exists() and json.loads(settings_file.read_text()) != settings:
         raise SystemExit(f"{rows_file} holds rows made with other settings ({settings_file}): use another --tag")

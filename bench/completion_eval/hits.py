@@ -39,6 +39,7 @@ def main() -> int:
     p.add_argument("--suffix-tokens", type=int, default=CompletionSettings().suffix_tokens)
     p.add_argument("--tag", default="", help="suffix of the results files")
     p.add_argument("--cursor", choices=("name", "line"), default="name")
+    p.add_argument("--targets", choices=("first-use", "absent"), default="first-use")
     args = p.parse_args()
     sha = hashlib.sha1(Path(completion_context.__file__).read_bytes()).hexdigest()[:10]
     from llama_cpp import Llama
@@ -48,7 +49,7 @@ def main() -> int:
     def count(text: str) -> int:
         return len(vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=True))
 
-    targets = choose(args.work, args.n, args.cursor)
+    targets = choose(args.work, args.n, args.cursor, args.targets)
     engrams, windows = {}, {}
     hits = {arm: 0 for arm in ARMS}
     snippets_in = {arm: 0 for arm in ARMS}
@@ -88,7 +89,7 @@ def main() -> int:
                 kind[0] += hit
                 kind[1] += 1
     n = len(targets)
-    result = {"n": n, "cursor": args.cursor, "context_length": args.context_length, "max_tokens": args.max_tokens,
+    result = {"n": n, "cursor": args.cursor, "targets": args.targets, "context_length": args.context_length, "max_tokens": args.max_tokens,
               "context_sha": sha,
               "engram_by_kind": {k: {"hits": h, "n": m, "rate": round(h / m, 4)} for k, (h, m) in by_kind.items()},
               "hit_rate": {arm: round(hits[arm] / n, 4) for arm in ARMS},

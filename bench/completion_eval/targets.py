@@ -21,6 +21,7 @@ import os
 import pathlib
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,9 +100,12 @@ def first_seen(lines: list[str]) -> dict[str, int]:
     return first
 
 
-def project_targets(root: Path, rng: random.Random, limit: int, per_file: int = 2, cursor: str = "name") -> list[dict]:
+def project_targets(root: Path, rng: random.Random, limit: int, per_file: int = 2, cursor: str = "name",
+                    absent: bool = False) -> list[dict]:
     """Up to ``limit`` targets of the project under ``root``, at most ``per_file`` per file, in a seeded order;
-    ``cursor`` is ``"name"`` (just before the cross-file name) or ``"line"`` (after the indentation)."""
+    ``cursor`` is ``"name"`` (just before the cross-file name) or ``"line"`` (after the indentation). ``absent``:
+    only names that appear nowhere else in the file, imports and the code after the line included (the issue's
+    definition: what the file alone cannot show; in practice members, ``x.name``, of project classes)."""
     files = {}
     for f in sorted(root.rglob("*.py")):
         if "_pb2" in f.name:  # generated protobuf code
@@ -122,6 +126,7 @@ def project_targets(root: Path, rng: random.Random, limit: int, per_file: int = 
         local = local_names(tree)
         uses = used_by_line(tree)
         seen = first_seen(lines)
+        counts = Counter(_IDENT.findall(text))
         candidates = []
         for i, line in enumerate(lines):
             s = line.strip()
@@ -135,6 +140,8 @@ def project_targets(root: Path, rng: random.Random, limit: int, per_file: int = 
                 if len({sp.path for sp in spans}) > MAX_DEFINERS:
                     continue
                 if seen.get(name, i) < i:
+                    continue
+                if absent and counts[name] > Counter(_IDENT.findall(line))[name]:  # named on another line
                     continue
                 at = len(line.encode("utf-8")[:col].decode("utf-8", "replace"))  # ast columns count bytes
                 if cursor == "line":
