@@ -158,3 +158,74 @@ def test_a_member_being_typed_gets_its_receivers_outline_first(tmp_path):
     assert any(h.text.startswith("def open_store(") for h in hits[1:])  # the definitions still follow
     plain = completion_hits(e, "pkg/new.py", prefix[:-2] + "x = ", "\n", similar=0)
     assert not plain[0].text.startswith("class JobQueue:")  # no dot at the cursor: definitions first
+
+
+CLOCK = '''
+    class Tick:
+        """One step of a clock."""
+
+        def advance_by(self, seconds):
+            return seconds
+
+
+    class BaseClock:
+        tick: Tick
+
+        def reset_all(self):
+            pass
+
+
+    class Clock(BaseClock):
+        def now_moment(self) -> "Moment":
+            return Moment()
+
+
+    def make_clock() -> Clock:
+        return Clock()
+
+
+    class Moment:
+        def isoformat_day(self):
+            return ""
+
+
+    class Tracer:
+''' + "".join(f"        def method_{i}(self):\n            pass\n\n" for i in range(20)) + '''
+        def end_agent_span(self, span):
+            pass
+'''
+
+
+def chain_engram(tmp_path):
+    FILES["pkg/clock.py"] = CLOCK
+    try:
+        return engram(tmp_path)
+    finally:
+        del FILES["pkg/clock.py"]
+
+
+def first_outline(e, prefix):
+    return completion_hits(e, "pkg/new.py", "from pkg.clock import make_clock, Clock, Moment, Tracer\n\n\n" + prefix,
+                           "\n", similar=0)[0]
+
+
+def test_the_receiver_at_the_cursor_is_followed_through_the_classes_that_declare_its_members(tmp_path):
+    e = chain_engram(tmp_path)
+    made = completion_hits(e, "pkg/new.py", "from pkg.clock import make_clock\n\n\ndef f():\n    c = make_clock()\n"
+                           "    c.", "\n", similar=0)
+    assert made[0].text.startswith("class Clock(BaseClock):")       # what make_clock returns (its annotation)
+    assert any(h.text.startswith("class BaseClock:") and "    def reset_all(self):" in h.text for h in made)  # a base
+    chained = first_outline(e, "class Job:\n    def __init__(self, clock: Clock):\n        self.clock = clock\n\n"
+                               "    def run(self):\n        self.clock.tick.")
+    assert chained.text.startswith("class Tick:") and "    def advance_by(self, seconds):" in chained.text  # inherited
+    checked = first_outline(e, "def f(x):\n    if not isinstance(x, Moment):\n        return\n    x.")
+    assert checked.text.startswith("class Moment:")
+    assert first_outline(e, "def f():\n    return make_clock().").text.startswith("class Clock(BaseClock):")
+
+
+def test_a_large_class_shows_the_members_that_share_words_with_the_code_around_the_cursor(tmp_path):
+    e = chain_engram(tmp_path)
+    outline = first_outline(e, "def f(tracer: Tracer):\n    span = start_agent_span()\n    tracer.")
+    assert outline.text.startswith("class Tracer:") and "    def end_agent_span(self, span):" in outline.text
+    plain = first_outline(e, "def f(tracer: Tracer):\n    tracer.")
+    assert plain.text.startswith("class Tracer:") and "end_agent_span" not in plain.text  # 16 members of 21
