@@ -649,11 +649,11 @@ class Engram:
 
     def find_named(self, name: str, role: str = "d", k: int = 10, exclude_path: str | None = None) -> list[Hit]:
         """Chunks where ``name`` appears in a role — ``d`` defined, ``c`` called, ``a`` an attribute, ``m``
-        imported — found exactly through the role-tagged feature ``bind(role, name)`` (its postings, plus slots
+        imported, ``i`` anywhere as an identifier — found exactly through the role-tagged feature ``bind(role, name)`` (its postings, plus slots
         written since they were built); for the other roles, chunks that define the name are left out. Smaller
         chunks first (the most specific unit: the function, not its module);
         ``exclude_path`` leaves out one document (the file being completed)."""
-        if role not in "dcam" or not name or k <= 0:
+        if role not in ("d", "c", "a", "m", "i") or not name or k <= 0:
             return []
         with self._reading():
             return self._find_named(name, role, k, exclude_path)

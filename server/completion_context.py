@@ -37,6 +37,7 @@ OUTLINES = 2            # receiver outlines
 OUTLINE_MEMBERS = 8     # member lines in an outline (after its class line); 12 for ``x.|`` lost 3 of 400 hits
 MEMBER_OUTLINE = 16     # member lines of the class of the receiver at ``x.|``
 BASE_DEPTH = 2          # how far up a class's bases a member is looked for
+RECEIVER_USES = 6       # lines of other files that read a member of a receiver named like the one at ``x.|``
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMPORT_FROM = re.compile(r"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+([\w \t,]+)$", re.MULTILINE)
@@ -485,10 +486,41 @@ def chain_classes(engram: Engram, path: str | None, prefix: str, suffix: str, ch
                 pairs = [("class", t) for t in member_type(engram, base, parts[1], path)]
                 if pairs:
                     break
+    pairs = pairs or _named_like(engram, parts[head_len - 1], path)
     for member in rest:
         pairs = [("class", t) for kind, name in pairs if kind == "class"
-                 for t in member_type(engram, name, member, path)]
+                 for t in member_type(engram, name, member, path)] or _named_like(engram, member, path)
     return list(dict.fromkeys(pairs))
+
+
+def receiver_uses(engram: Engram, path: str | None, name: str) -> list[Hit]:
+    """Lines of other files that read members of a receiver spelled ``name`` (``execution.key``), one line per
+    member, at most ``RECEIVER_USES``: how the project uses such an object, when its class is not found or to
+    show its idiom (the other call sites of a name teach as much as its definition)."""
+    if name in ("self", "cls"):
+        return []
+    use = re.compile(rf"(?<![\w.]){re.escape(name)}\.([A-Za-z_]\w*)")
+    out: list[Hit] = []
+    members: set[str] = set()
+    for hit in engram.find_named(name, "i", k=8, exclude_path=path):
+        lines = hit.text.split("\n")
+        shown = []
+        for i, text in enumerate(lines):
+            fresh = [m for m in use.findall(_code(text)) if m not in members]
+            if fresh and len(members) < RECEIVER_USES:
+                members.update(fresh)
+                shown.append(i)
+        if shown:
+            out.append(Hit(hit.path, hit.start_line + shown[0], hit.start_line + shown[-1], 0.0,
+                           "\n".join(lines[i] for i in shown)))
+    return out
+
+
+def _named_like(engram: Engram, name: str, exclude_path: str | None) -> list[tuple[str, str]]:
+    """``execution`` is most likely an ``Execution``, ``self._event_queue`` an ``EventQueue``: the naming
+    convention, where the project has such a class."""
+    guess = "".join(w.capitalize() for w in name.split("_"))
+    return [("class", guess)] if guess and find_class(engram, guess, exclude_path) is not None else []
 
 
 def completion_hits(engram: Engram, path: str | None, prefix: str, suffix: str, *, named: int = 6,
@@ -521,6 +553,8 @@ def completion_hits(engram: Engram, path: str | None, prefix: str, suffix: str, 
         member = member or made
         for hit in receiver_outlines(engram, path, prefix, suffix, limit=1 + BASE_DEPTH, pairs=pairs,
                                      typed=member.group(2), members=MEMBER_OUTLINE):
+            keep(hit, overlap=True)
+        for hit in receiver_uses(engram, path, member.group(1).rsplit(".", 1)[-1]):
             keep(hit, overlap=True)
     defined = []
     for candidate in cursor_names(prefix, suffix):

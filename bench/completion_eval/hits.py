@@ -52,6 +52,7 @@ def main() -> int:
     targets = choose(args.work, args.n, args.cursor, args.targets)
     engrams, windows = {}, {}
     hits = {arm: 0 for arm in ARMS}
+    named = {arm: 0 for arm in ARMS}   # the needed name appears in a packed snippet (a use teaches it too)
     snippets_in = {arm: 0 for arm in ARMS}
     per_project: dict[str, dict] = {}
     by_kind: dict[str, list[int]] = {}   # "x.name" (after a dot) or "name": [engram hits, targets]
@@ -82,6 +83,7 @@ def main() -> int:
             hit = any(s.path == d["path"] and s.start_line <= d["start_line"] <= s.end_line
                       and first_line(folder, d) in s.text.split("\n") for s in packed for d in t["defined"])
             hits[arm] += hit
+            named[arm] += any(re.search(rf"\b{re.escape(t['name'])}\b", s.text) for s in packed)
             row[arm] += hit
             if arm == "engram":
                 kind = by_kind.setdefault("x.name" if re.search(rf"\.{t['name']}\b", t["target"]) else "name",
@@ -93,12 +95,15 @@ def main() -> int:
               "context_sha": sha,
               "engram_by_kind": {k: {"hits": h, "n": m, "rate": round(h / m, 4)} for k, (h, m) in by_kind.items()},
               "hit_rate": {arm: round(hits[arm] / n, 4) for arm in ARMS},
+              "name_shown": {arm: round(named[arm] / n, 4) for arm in ARMS},
               "snippets_in_prompt": {arm: round(snippets_in[arm] / n, 2) for arm in ARMS},
               "per_project": per_project}
     stem = f"completion_hits{'-' + args.tag if args.tag else ''}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    lines = ["| context | definition among the packed snippets | snippets in the prompt |", "|---|---|---|"]
-    lines += [f"| {arm} | {result['hit_rate'][arm]} | {result['snippets_in_prompt'][arm]} |" for arm in ARMS]
+    lines = ["| context | definition among the packed snippets | needed name in a packed snippet | snippets in the "
+             "prompt |", "|---|---|---|---|"]
+    lines += [f"| {arm} | {result['hit_rate'][arm]} | {result['name_shown'][arm]} | "
+              f"{result['snippets_in_prompt'][arm]} |" for arm in ARMS]
     lines += ["", f"n = {n} targets, context length {args.context_length} (the evaluation's), at most "
               f"{args.suffix_tokens} tokens after the cursor, packed by the "
               f"model's own tokenizer. Per project: " + ", ".join(
