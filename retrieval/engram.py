@@ -673,7 +673,7 @@ class Engram:
                     slots.add(s)
             skip = self.docs[exclude_path].doc_id if exclude_path in self.docs else -1
             chosen = [s for s in slots if t.live[s] and t.doc[s] != skip]
-            defining = self.features.lookup(f"d:{name.lower()}") if role != "d" else -1
+            defining = self.features.lookup(f"d:{name.lower()}") if role in "cam" else -1
             if defining >= 0:  # ``def f(`` reads as a call of f too: the definition is found with role "d"
                 chosen = [s for s in chosen if defining not in t.features(s)[0]]
             chosen.sort(key=lambda s: (int(t.end[s] - t.start[s]), self.doc_paths[t.doc[s]], int(t.start[s])))

@@ -399,6 +399,8 @@ def test_find_named_returns_definitions_and_call_sites_through_role_features(tmp
     calls = {(h.path, h.start_line) for h in engram.find_named("parse_header", "c")}
     assert calls == {("a.py", 9), ("b.py", 4)}
     assert engram.find_named("no_such_name", "d") == [] and engram.find_named("parse_header", "x") == []
+    # "i": the identifier anywhere, also where the chunk binds it (``v = ...``) — a receiver's uses
+    assert [(h.path, h.start_line) for h in engram.find_named("v", "i")] == [("b.py", 4)]
 
 
 def test_after_an_index_the_columns_hold_little_spare_capacity_and_edits_still_work(tmp_path, cache):

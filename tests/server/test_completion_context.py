@@ -189,6 +189,14 @@ CLOCK = '''
             return ""
 
 
+    def stamp(when, execution):
+        return when.isoformat_day() + execution.run_key
+
+
+    class Execution:
+        run_key: str
+
+
     class Tracer:
 ''' + "".join(f"        def method_{i}(self):\n            pass\n\n" for i in range(20)) + '''
         def end_agent_span(self, span):
@@ -229,3 +237,11 @@ def test_a_large_class_shows_the_members_that_share_words_with_the_code_around_t
     assert outline.text.startswith("class Tracer:") and "    def end_agent_span(self, span):" in outline.text
     plain = first_outline(e, "def f(tracer: Tracer):\n    tracer.")
     assert plain.text.startswith("class Tracer:") and "end_agent_span" not in plain.text  # 16 members of 21
+
+
+def test_an_untyped_receiver_is_taken_by_its_name_and_by_how_other_files_use_that_name(tmp_path):
+    e = chain_engram(tmp_path)
+    named = first_outline(e, "def f(execution):\n    execution.")
+    assert named.text.startswith("class Execution:") and "run_key" in named.text  # execution -> Execution
+    hits = completion_hits(e, "pkg/new.py", "def f(when):\n    return when.", "\n", similar=0)
+    assert hits[0].path == "pkg/clock.py" and hits[0].text.strip() == "return when.isoformat_day() + execution.run_key"
