@@ -649,10 +649,10 @@ class Engram:
 
     def find_named(self, name: str, role: str = "d", k: int = 10, exclude_path: str | None = None) -> list[Hit]:
         """Chunks where ``name`` appears in a role — ``d`` defined, ``c`` called, ``a`` an attribute, ``m``
-        imported, ``i`` anywhere as an identifier — found exactly through the role-tagged feature ``bind(role, name)`` (its postings, plus slots
-        written since they were built); for the other roles, chunks that define the name are left out. Smaller
-        chunks first (the most specific unit: the function, not its module);
-        ``exclude_path`` leaves out one document (the file being completed)."""
+        imported, ``i`` anywhere as an identifier — found exactly through the role-tagged feature
+        ``bind(role, name)`` (its postings, plus slots written since they were built); for ``c``, ``a`` and ``m``,
+        chunks that define the name are left out. Smaller chunks first (the most specific unit: the function, not
+        its module); ``exclude_path`` leaves out one document (the file being completed)."""
         if role not in ("d", "c", "a", "m", "i") or not name or k <= 0:
             return []
         with self._reading():

@@ -52,8 +52,9 @@ _BOUND = re.compile(r"\bfor\s+([\w, ()]+?)\s+in\b|\bas\s+([A-Za-z_]\w*)|\blambda
 _IMPORT_LINE = re.compile(r"\s*(from|import)\b")
 _CHAIN_AT = re.compile(r"(?<![\w.)\]])((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*)\.(\w*)$")  # the whole chain: a.b.c.|
 _MADE_AT = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\(\)\.(\w*)$")  # get_provider().|
-_CALLED = re.compile(r"^[ \t]*((?:self\.)?\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(?:await[ \t]+)?(?:[\w.]+\.)?([a-z_]\w*)[ \t]*\(",
-                     re.MULTILINE)  # x = make(...) / x = await self.get_thing(...): its type is what make returns
+# x = make(...) / x = await self.get_thing(...): its type is what the function returns
+_CALLED = re.compile(r"^[ \t]*((?:self\.)?\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(?:await[ \t]+)?(?:[\w.]+\.)?([a-z_]\w*)"
+                     r"[ \t]*\(", re.MULTILINE)
 _SUBWORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _RETURNS = re.compile(r"\)\s*->\s*([^:]+):")
 _PARTIAL = re.compile(r"(?<![\w.])[A-Za-z_]\w*$")  # an identifier the cursor is still typing (not a member)
@@ -547,7 +548,7 @@ def completion_hits(engram: Engram, path: str | None, prefix: str, suffix: str, 
 
     line = prefix[prefix.rfind("\n") + 1:]
     member, made = _CHAIN_AT.search(line), _MADE_AT.search(line)
-    if member or made:  # ``x.|``: what x is comes first (measured: the needed member is shown for 4% of them otherwise)
+    if member or made:  # ``x.|``: what x is comes first (bench/results/completion_hits-absent*.md)
         pairs = (chain_classes(engram, path, prefix, suffix, member.group(1)) if member else
                  [("class", t) for t in returned_type(engram, made.group(1), prefix + suffix, path)])
         member = member or made
