@@ -97,8 +97,9 @@ def test_plugin_attaches_and_indexes(stub_run):
 def test_k_opens_a_hover_with_model_text_and_citations(stub_run):
     ws, r = stub_run
     ok(r, "hover")
-    assert r["hover"].startswith("**apply_discount** — stub_")
-    assert f"[shop/pricing.py:4-8]({(ws / 'shop/pricing.py').as_uri()}#L4)" in r["hover"]
+    ok(r, "hover_again")  # the first K may come while the workers warm (a loaded machine): "on its way", then K again
+    assert r["hovers"][-1].startswith("**apply_discount** — stub_"), r["hovers"]
+    assert f"[shop/pricing.py:4-8]({(ws / 'shop/pricing.py').as_uri()}#L4)" in r["hovers"][-1]
 
 
 def test_omnifunc_completion_shows_and_inserts_model_items(stub_run):
