@@ -160,6 +160,25 @@ def test_a_member_being_typed_gets_its_receivers_outline_first(tmp_path):
     assert not plain[0].text.startswith("class JobQueue:")  # no dot at the cursor: definitions first
 
 
+
+def test_at_a_member_similar_code_comes_first_elsewhere_last(tmp_path):
+    e = engram(tmp_path)
+
+    def similar(prefix):
+        return [(h.path, h.start_line) for h in e.search("\n".join(prefix.split("\n")[-12:]), 7)]
+
+    prefix = ("from .store import Store, open_store\n\n\ndef daily(folder):\n"
+              "    s: Store = open_store(folder / 'day', create=False)\n    s.")
+    hits = completion_hits(e, "pkg/daily.py", prefix, "\n", similar=2)
+    assert [(h.path, h.start_line) for h in hits[:2]] == similar(prefix)[:2]
+    assert any(h.text.startswith("class Store:") for h in hits[2:])  # what s is follows
+    plain = prefix[:-2] + "x = "
+    hits = completion_hits(e, "pkg/daily.py", plain, "\n", similar=2)
+    assert hits[0].text.startswith("def open_store(")  # no dot at the cursor: definitions first
+    assert (hits[-1].path, hits[-1].start_line) in similar(plain)  # similar code last
+    assert not hits[-1].text.startswith(("def open_store", "class Store"))
+
+
 CLOCK = '''
     class Tick:
         """One step of a clock."""
