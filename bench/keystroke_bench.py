@@ -9,7 +9,9 @@ typed one character at a time, each keystroke followed by an automatic inline-co
 from the keystroke's didChange to the answer, and the next key waits for it (a typist who pauses to read).
 
 The first key at a spot pays for the whole prompt (a new file section); the keys after it re-use llama.cpp's cached
-prefix (the snippets and the file above the cursor stay put), so both are reported apart.
+prefix (the snippets and the file above the cursor stay put), so both are reported apart. A key that types the start
+of the last suggestion is answered with its rest, without the model (``typed_ahead`` in ``engram.status``): those
+keys are counted, and the keys the model answered get a p50 of their own.
 
 Run: ``python bench/keystroke_bench.py [--models NAME,NAME] [--spots 5] [--keys 6]`` after
 ``python -m bench.completion_eval --prepare`` has unpacked the projects; ``--context-tokens 4096,1024`` runs each
@@ -62,6 +64,12 @@ async def start(root: Path, cache: Path, model: str, completion: dict, threads: 
         await asyncio.sleep(0.05)
 
 
+async def typed_ahead(client) -> int:
+    """Keys the server answered with the rest of its last suggestion so far (no model)."""
+    status = await client.workspace_execute_command_async(types.ExecuteCommandParams("engram.status"))
+    return status["completion"]["typed_ahead"]
+
+
 async def type_at(client, root: Path, target: dict, keys: int, version: int,
                   shown: list | None = None) -> tuple[list[float], int]:
     """Opens the target's file as prefix + suffix and types ``keys`` characters of its line at the cursor;
@@ -74,6 +82,7 @@ async def type_at(client, root: Path, target: dict, keys: int, version: int,
     col = len(prefix) - (prefix.rfind("\n") + 1)
     typed = target["target"][len(prefix.rsplit("\n", 1)[-1].lstrip()):]
     out = []
+    ahead = await typed_ahead(client)
     for ch in typed[:keys]:
         version += 1
         t = time.perf_counter()
@@ -88,6 +97,10 @@ async def type_at(client, root: Path, target: dict, keys: int, version: int,
         out.append((time.perf_counter() - t) * 1000)
         if answer is None:
             out[-1] = float("nan")  # no suggestion: not a latency
+        now = await typed_ahead(client)
+        if now > ahead:
+            out[-1] = -out[-1]  # answered with the rest of the last suggestion: marked by its sign
+        ahead = now
         if shown is not None:
             items = answer.items if isinstance(answer, types.InlineCompletionList) else answer or []
             shown.append(str(items[0].insert_text) if items else None)
@@ -114,10 +127,11 @@ async def one_model(model: str, root: Path, targets: list[dict], keys: int, work
         await client.stop()
 
     def pct(values, p):
-        values = [v for v in values if v == v]
+        values = [abs(v) for v in values if v == v]
         return round(float(np.percentile(values, p))) if values else None
 
     every = first + later
+    modelled = [v for v in every if v == v and v > 0]
     defaults = CompletionSettings()
     return {"model": model, "context_tokens": context_tokens or defaults.context_tokens,
             "suffix_tokens": defaults.suffix_tokens if suffix_tokens is None else suffix_tokens,
@@ -125,7 +139,9 @@ async def one_model(model: str, root: Path, targets: list[dict], keys: int, work
             "no_suggestion": sum(v != v for v in every),
             "p50_ms": pct(every, 50), "p95_ms": pct(every, 95),
             "first_key_p50_ms": pct(first, 50), "next_keys_p50_ms": pct(later, 50), "next_keys_p95_ms": pct(later, 95),
-            "latencies_ms": [round(v) if v == v else None for v in every], "suggestions": shown}
+            "typed_ahead": sum(v == v and v < 0 for v in every), "model_keys_p50_ms": pct(modelled, 50),
+            "latencies_ms": [round(abs(v)) if v == v else None for v in every],
+            "typed_ahead_keys": [v == v and v < 0 for v in every], "suggestions": shown}
 
 
 def main() -> int:
@@ -172,11 +188,12 @@ def main() -> int:
     stem = f"keystroke{'-' + args.tag if args.tag else ''}"
     (OUT / f"{stem}.json").write_text(json.dumps({**meta, "models": results}, indent=1))
     rows = ["| model | prompt budget | suffix tokens | keystrokes | p50 / p95 | first key at a spot, p50 | "
-            "next keys p50 / p95 | warm-up (load + first prompt) |", "|---|---|---|---|---|---|---|---|"]
+            "next keys p50 / p95 | typed ahead (no model) | keys the model answered, p50 | "
+            "warm-up (load + first prompt) |", "|---|---|---|---|---|---|---|---|---|---|"]
     rows += [f"| {r['model']} | {r['context_tokens']} | {r['suffix_tokens']} | {r['keys']} at {r['spots']} spots | "
              f"{r['p50_ms']} / {r['p95_ms']} ms | "
              f"{r['first_key_p50_ms']} ms | {r['next_keys_p50_ms']} / {r['next_keys_p95_ms']} ms | "
-             f"{r['warm_up_ms']} ms |" for r in results]
+             f"{r['typed_ahead']} | {r['model_keys_p50_ms']} ms | {r['warm_up_ms']} ms |" for r in results]
     rows += ["", f"Real server over stdio on {PROJECT} ({meta['cores']} cores, load average "
              f"{' '.join(map(str, meta['load_average']))} at the end, {meta['when']}); default settings but the "
              "coding model; each key waits for the previous answer."]

@@ -95,18 +95,35 @@ async def fill(inference: Inference, prefix: str, suffix: str, hits, *, max_toke
                                     suffix_budget=suffix_budget, inline_stop=True)
 
 
+def typed_ahead(last: tuple[str, str, str] | None, prefix: str, suffix: str) -> str | None:
+    """The rest of the last suggestion, when the keys typed since it came are its start (``last`` is the prefix
+    and suffix it was made for, and its text): the user is accepting it by typing, so the model is not asked
+    again — the answer it would recompute is this one, minus what was typed."""
+    if last is None:
+        return None
+    before, after, text = last
+    if suffix != after or len(prefix) <= len(before) or not prefix.startswith(before):
+        return None
+    typed = prefix[len(before):]
+    rest = text[len(typed):] if text.startswith(typed) else ""
+    return rest if rest.strip() else None
+
+
 class Completer:
     """One in-flight generation per document; newer requests supersede older ones.
 
     While the cursor stays on one line and the text above it is unchanged, the snippets stay those of the line's
     first request: the prompt then differs from the last one only from the cursor's line on, so llama.cpp re-reads
     that line and what follows it rather than the whole prompt (a snippet set that changed with each typed letter
-    would move the first changed token to the prompt's start)."""
+    would move the first changed token to the prompt's start). Keys that type the start of the last suggestion get
+    its rest at once (``typed_ahead``)."""
 
     def __init__(self) -> None:
         self.tickets: dict[str, int] = {}
         self.line_context: dict[str, tuple[str, list]] = {}  # uri -> (the text above the cursor's line, hits)
         self.context_reused = 0  # requests that kept their line's snippets
+        self.last: dict[str, tuple[str, str, str, list]] = {}  # uri -> (prefix, suffix, suggestion, hits)
+        self.typed_ahead = 0    # requests answered with the rest of the last suggestion
         self.running: dict[str, str] = {}
         self.started = 0        # generations handed to a worker
         self.superseded = 0     # requests a newer one replaced
@@ -125,6 +142,12 @@ class Completer:
         if previous is not None:
             self.superseded += 1
             await ls.models.cancel(previous)
+        offset = doc.offset_at_position(position)
+        last = self.last.get(uri)
+        rest = typed_ahead(last and last[:3], doc.source[:offset], doc.source[offset:])
+        if rest is not None:  # no debounce: the answer is at hand
+            self.typed_ahead += 1
+            return rest, last[3]
         if settings.debounce_ms:
             await asyncio.sleep(settings.debounce_ms / 1000)  # debounce: a keystroke soon after wins
         if self.tickets.get(uri) != ticket:
@@ -176,13 +199,19 @@ class Completer:
                     return None  # superseded, or the document moved on: never answer for an outdated version
                 continue
             self.returned += 1
+            self.last[uri] = (prefix, suffix, text, context)
             return text, context
         return None
+
+    def forget(self, uri: str) -> None:
+        """A closed document keeps no snippets and no suggestion."""
+        self.line_context.pop(uri, None)
+        self.last.pop(uri, None)
 
     def stats(self) -> dict:
         return {"started": self.started, "superseded": self.superseded, "returned": self.returned,
                 "discarded": self.discarded, "wasted_tokens": self.wasted_tokens,
-                "context_reused": self.context_reused}
+                "context_reused": self.context_reused, "typed_ahead": self.typed_ahead}
 
 
 def inline_supported(caps: types.ClientCapabilities) -> bool:

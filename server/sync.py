@@ -40,7 +40,7 @@ def register(server: EngramServer) -> None:
         versions.pop(params.text_document.uri, None)
         completer = getattr(ls, "completer", None)
         if completer is not None:
-            completer.line_context.pop(params.text_document.uri, None)
+            completer.forget(params.text_document.uri)
         engram, rel = ls.roots.locate(params.text_document.uri)
         if engram is not None:
             ls.roots.submit(engram.close_document, rel)

@@ -6,6 +6,8 @@ import json
 import pytest
 from lsprotocol import types
 
+from engram_ls.server.completion import typed_ahead
+
 from .conftest import STUB, change, command, indexed, open_doc, start, stop, until
 
 # 40 ms a token, 48 tokens: a generation left to run takes about 2 s
@@ -120,6 +122,41 @@ async def test_typing_on_a_line_keeps_its_snippets_within_the_prompt_budget(work
     finally:
         await stop(client)
 
+
+
+def test_typed_ahead_is_the_rest_of_the_last_suggestion_while_the_keys_match_it():
+    last = ("x = ", "\n", "total(items)")
+    assert typed_ahead(last, "x = tot", "\n") == "al(items)"
+    assert typed_ahead(last, "x = total(items", "\n") == ")"
+    assert typed_ahead(last, "x = total(items)", "\n") is None  # all of it typed: ask the model
+    assert typed_ahead(last, "x = tox", "\n") is None            # a key it did not suggest
+    assert typed_ahead(last, "x = ", "\n") is None               # nothing typed since
+    assert typed_ahead(last, "y = tot", "\n") is None            # the text above changed
+    assert typed_ahead(last, "x = tot", "\nz\n") is None        # so did the text below
+    assert typed_ahead(None, "x = tot", "\n") is None
+
+
+async def test_keys_that_type_the_suggestion_get_its_rest_without_the_model(workspace, tmp_path, monkeypatch):
+    trace = tmp_path / "frames.jsonl"
+    monkeypatch.setenv("ENGRAM_LS_TRACE_FRAMES", str(trace))
+    client = await start(workspace, tmp_path / "cache", options=STUB)
+    try:
+        await indexed(client)
+        uri = open_doc(client, workspace / "shop/cart.py")
+        text = (await inline(client, uri, 14, 8)).items[0].insert_text
+        change(client, uri, 2, (14, 8), (14, 8), text[:3])
+        rest = (await inline(client, uri, 14, 11)).items[0]
+        assert rest.insert_text == text[3:] and rest.range.start == types.Position(14, 11)
+        stats = (await command(client, "engram.status"))["completion"]
+        assert stats["typed_ahead"] == 1 and stats["started"] == 1
+        change(client, uri, 3, (14, 11), (14, 11), "#")  # not what it suggested: the model again
+        assert (await inline(client, uri, 14, 12)).items
+        stats = (await command(client, "engram.status"))["completion"]
+        assert stats["typed_ahead"] == 1 and stats["started"] == 2
+        generated = [f for f in sent_frames(trace) if f["type"] == "generate" and f["id"].startswith("complete-")]
+        assert len(generated) == 2
+    finally:
+        await stop(client)
 
 async def test_result_for_an_outdated_version_is_never_returned(workspace, tmp_path, monkeypatch):
     trace = tmp_path / "frames.jsonl"
