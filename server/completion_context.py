@@ -10,8 +10,9 @@ not know the signature of a function, class or method defined in another file. S
 3. outlines of the receivers in view — the class of ``x`` in ``x = Foo(...)``, ``x: Foo``, ``self.x: Foo``, a
    parameter's annotation, the bases of ``self``'s class, an imported class or project module — so an
    ``x.method(...)`` whose method name appears nowhere in the file may still meet its signature;
-4. VSA-similar code (``Engram.search``) for what names cannot find — except at a member access ``x.|``, where it
-   comes first: there both models copy a similar use of the receiver more readily than they apply its outline.
+4. VSA-similar code (``Engram.search``) for what names cannot find — except at a member access ``x.|``, where the
+   most similar chunk, narrowed to its lines most like the cursor's (``focus``), comes first: there both models copy
+   a similar use of the receiver more readily than they apply its outline.
 
 Each snippet is narrowed to the lines that matter (a definition's signature and docstring, a call's neighbours),
 so a dozen fit where two whole classes would not. The prompt builder packs them by the model's own token count in
@@ -38,6 +39,8 @@ OUTLINES = 2            # receiver outlines
 OUTLINE_MEMBERS = 8     # member lines in an outline (after its class line); 12 for ``x.|`` lost 3 of 400 hits
 MEMBER_OUTLINE = 16     # member lines of the class of the receiver at ``x.|``
 BASE_DEPTH = 2          # how far up a class's bases a member is looked for
+FIRST_SIMILAR = 1        # at ``x.|``, similar chunks before the receiver's outline
+SIMILAR_LINES = 12      # at ``x.|``, a similar chunk's lines around its line most like the cursor's
 RECEIVER_USES = 6       # lines of other files that read a member of a receiver named like the one at ``x.|``
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -518,6 +521,22 @@ def receiver_uses(engram: Engram, path: str | None, name: str) -> list[Hit]:
     return out
 
 
+def focus(hit: Hit, prefix: str, lines: int | None = None) -> Hit:
+    """The ``lines`` lines of a similar chunk around the line sharing most names with the code before the cursor
+    (its own line counting twice): the use to copy, not the whole function, so the receiver's outline still fits."""
+    lines = lines or SIMILAR_LINES
+    text = hit.text.split("\n")
+    if len(text) <= lines:
+        return hit
+    near = prefix.split("\n")[-3:]
+    weight = {n: 1 for line in near[:-1] for n in _names(_code(line))} | {n: 2 for n in _names(_code(near[-1]))}
+    scores = [sum(weight.get(n, 0) for n in set(_names(_code(line)))) for line in text]
+    best = scores.index(max(scores))
+    before = lines * 2 // 3
+    lo = min(max(0, best - before), len(text) - lines)
+    return _narrow(hit, lo, 0, lines - 1)
+
+
 def _named_like(engram: Engram, name: str, exclude_path: str | None) -> list[tuple[str, str]]:
     """``execution`` is most likely an ``Execution``, ``self._event_queue`` an ``EventQueue``: the naming
     convention, where the project has such a class."""
@@ -548,23 +567,25 @@ def completion_hits(engram: Engram, path: str | None, prefix: str, suffix: str, 
         spans.append((hit.path, hit.start_line, hit.end_line))
         return True
 
-    def similar_code() -> None:
-        query = "\n".join(prefix.split("\n")[-QUERY_LINES:])
-        if similar > 0 and query.strip():
-            found = (h for h in engram.search(query, similar + 4) if h.path != path)
-            added = 0
-            for hit in found:
-                if added < similar and keep(hit):
-                    added += 1
+    query = "\n".join(prefix.split("\n")[-QUERY_LINES:])
+    found = [h for h in engram.search(query, similar + 4) if h.path != path] if similar > 0 and query.strip() else []
+    added = [0]
+
+    def similar_code(narrow: bool, upto: int) -> None:
+        while found and added[0] < upto:
+            hit = found.pop(0)
+            if keep(focus(hit, prefix) if narrow else hit):
+                added[0] += 1
 
     line = prefix[prefix.rfind("\n") + 1:]
     member, made = _CHAIN_AT.search(line), _MADE_AT.search(line)
     at_member = bool(member or made)
     if at_member:
-        # ``x.|``: code like the cursor's first, then what x is. Both models copy a similar use more readily than
-        # they apply an outline: exact match 2.05x (0.5B) and 2.07x (1.5B) over none with this order, against
-        # 1.23x and 1.71x with the outlines first (bench/results/completion_eval-absent-*-simfirst.md).
-        similar_code()
+        # ``x.|``: the most similar use first (narrowed, so the rest still fits), then what x is. Both models copy a
+        # use more readily than they apply an outline. Exact match over none on the absent targets (1.5B / 0.5B):
+        # outlines first 1.71x / 1.23x; all similar code first 1.88x / 2.09x, the definition packed for 0.27;
+        # this order 2.12x / 2.0x, the definition packed for 0.48 (bench/results/completion_eval-absent-*).
+        similar_code(narrow=True, upto=min(similar, FIRST_SIMILAR))
         pairs = (chain_classes(engram, path, prefix, suffix, member.group(1)) if member else
                  [("class", t) for t in returned_type(engram, made.group(1), prefix + suffix, path)])
         member = member or made
@@ -585,6 +606,5 @@ def completion_hits(engram: Engram, path: str | None, prefix: str, suffix: str, 
     # targets need) than the outlines found members (bench/results/completion_hits-receivers.md)
     for hit in receiver_outlines(engram, path, prefix, suffix):
         keep(hit, overlap=True)
-    if not at_member:
-        similar_code()
+    similar_code(narrow=at_member, upto=similar)
     return out

@@ -363,6 +363,9 @@ def main() -> int:
                    "(the issue's definition: mostly members of project classes)")
     p.add_argument("--chunk", type=int, default=6, help="targets per project and arm in one engram-ls run")
     p.add_argument("--stop-at", help="UTC time HH:MM after which no new chunk starts (the run stays paired)")
+    p.add_argument("--report-ids", default="", help="FROM-TO: report only the targets with these ids from the rows "
+                   "already run (say, those a context variant was not chosen on); writes the tag's results with "
+                   "-ids-FROM-TO")
     p.add_argument("--arms", default=",".join(ARMS), help="the arms to run, in order (default: all four; rows of "
                    "the others are kept: a later run can add them for the same targets)")
     args = p.parse_args()
@@ -391,6 +394,12 @@ def main() -> int:
     have = {(r["id"], r["arm"]) for r in rows}
     meta = {**settings, "command": " ".join(["python -m bench.completion_eval", *sys.argv[1:]]),
             "load_start": load(), "started": now_utc()}
+    if args.report_ids:  # no run: the rows already there, for a range of targets
+        lo, hi = (int(x) for x in args.report_ids.split("-"))
+        result = report({i: t for i, t in by_id.items() if lo <= i <= hi}, rows, meta | {"load_now": load()},
+                        f"{args.tag}-ids-{lo}-{hi}")
+        print(f"{result['n']} targets reported: engram / none {result['engram_over_none']}", flush=True)
+        return 0
     deadline = stop_time(args.stop_at)
     fits = budget_check(args)
 

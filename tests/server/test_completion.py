@@ -1,6 +1,7 @@
 """Inline completion and the completion fallback, with supersede and outdated-version handling."""
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -25,6 +26,20 @@ async def generation_sent(trace, after: int = 0) -> str:
         ids = [f["id"] for f in sent_frames(trace) if f["type"] == "generate" and f["id"].startswith("complete-")]
         return ids[after] if len(ids) > after else None
     return await until(sent, what="a completion handed to a worker")
+
+
+@contextlib.asynccontextmanager
+async def cart_open(workspace, tmp_path, monkeypatch, options):
+    """A server started with ``options``, its frames to the workers traced, the workspace indexed and shop/cart.py
+    open: (client, the trace file, the document's uri)."""
+    trace = tmp_path / "frames.jsonl"
+    monkeypatch.setenv("ENGRAM_LS_TRACE_FRAMES", str(trace))
+    client = await start(workspace, tmp_path / "cache", options=options)
+    try:
+        await indexed(client)
+        yield client, trace, open_doc(client, workspace / "shop/cart.py")
+    finally:
+        await stop(client)
 
 
 def inline(client, uri, line, character):
@@ -77,12 +92,7 @@ async def test_completion_is_registered_from_the_configuration_at_initialize(wor
 
 
 async def test_newer_request_supersedes_and_cancels_the_older(workspace, tmp_path, monkeypatch):
-    trace = tmp_path / "frames.jsonl"
-    monkeypatch.setenv("ENGRAM_LS_TRACE_FRAMES", str(trace))
-    client = await start(workspace, tmp_path / "cache", options=SLOW_STUB)
-    try:
-        await indexed(client)
-        uri = open_doc(client, workspace / "shop/cart.py")
+    async with cart_open(workspace, tmp_path, monkeypatch, SLOW_STUB) as (client, trace, uri):
         first = asyncio.ensure_future(inline(client, uri, 14, 8))
         first_id = await generation_sent(trace)  # the first generation is running in the worker now
         second = await inline(client, uri, 14, 8)
@@ -94,20 +104,13 @@ async def test_newer_request_supersedes_and_cancels_the_older(workspace, tmp_pat
         assert stats["started"] == 2 and stats["superseded"] == 1 and stats["returned"] == 1
         assert stats["discarded"] == 1 and stats["wasted_tokens"] < 48  # it stopped before its 48 tokens
         assert (await command(client, "engram.status"))["models"]["coding"]["alive"] == 1
-    finally:
-        await stop(client)
 
 
 async def test_typing_on_a_line_keeps_its_snippets_within_the_prompt_budget(workspace, tmp_path, monkeypatch):
     """Keys typed on one line reuse the line's snippets (so llama.cpp re-reads only the line and what follows);
     a change above the line retrieves them again. Every completion carries the completion.contextTokens budget."""
-    trace = tmp_path / "frames.jsonl"
-    monkeypatch.setenv("ENGRAM_LS_TRACE_FRAMES", str(trace))
-    client = await start(workspace, tmp_path / "cache", options={**STUB, "completion": {"debounceMs": 0,
-                                                                                          "contextTokens": 700}})
-    try:
-        await indexed(client)
-        uri = open_doc(client, workspace / "shop/cart.py")
+    budget = {**STUB, "completion": {"debounceMs": 0, "contextTokens": 700}}
+    async with cart_open(workspace, tmp_path, monkeypatch, budget) as (client, trace, uri):
         assert (await inline(client, uri, 14, 15)).items  # after "return ", before apply_discount(subtotal)
         change(client, uri, 2, (14, 15), (14, 15), "app")
         assert (await inline(client, uri, 14, 18)).items
@@ -119,8 +122,6 @@ async def test_typing_on_a_line_keeps_its_snippets_within_the_prompt_budget(work
         assert len(frames) == 3 and all(f["budget"] == 700 for f in frames)
         assert frames[0]["snippets"] and frames[1]["snippets"] == frames[0]["snippets"]
         assert any("def apply_discount" in s["text"] for s in frames[0]["snippets"])
-    finally:
-        await stop(client)
 
 
 
@@ -137,12 +138,7 @@ def test_typed_ahead_is_the_rest_of_the_last_suggestion_while_the_keys_match_it(
 
 
 async def test_keys_that_type_the_suggestion_get_its_rest_without_the_model(workspace, tmp_path, monkeypatch):
-    trace = tmp_path / "frames.jsonl"
-    monkeypatch.setenv("ENGRAM_LS_TRACE_FRAMES", str(trace))
-    client = await start(workspace, tmp_path / "cache", options=STUB)
-    try:
-        await indexed(client)
-        uri = open_doc(client, workspace / "shop/cart.py")
+    async with cart_open(workspace, tmp_path, monkeypatch, STUB) as (client, trace, uri):
         text = (await inline(client, uri, 14, 8)).items[0].insert_text
         change(client, uri, 2, (14, 8), (14, 8), text[:3])
         rest = (await inline(client, uri, 14, 11)).items[0]
@@ -155,24 +151,15 @@ async def test_keys_that_type_the_suggestion_get_its_rest_without_the_model(work
         assert stats["typed_ahead"] == 1 and stats["started"] == 2
         generated = [f for f in sent_frames(trace) if f["type"] == "generate" and f["id"].startswith("complete-")]
         assert len(generated) == 2
-    finally:
-        await stop(client)
 
 async def test_result_for_an_outdated_version_is_never_returned(workspace, tmp_path, monkeypatch):
-    trace = tmp_path / "frames.jsonl"
-    monkeypatch.setenv("ENGRAM_LS_TRACE_FRAMES", str(trace))
-    client = await start(workspace, tmp_path / "cache", options=SLOW_STUB)
-    try:
-        await indexed(client)
-        uri = open_doc(client, workspace / "shop/cart.py")
+    async with cart_open(workspace, tmp_path, monkeypatch, SLOW_STUB) as (client, trace, uri):
         pending = asyncio.ensure_future(inline(client, uri, 14, 8))
         await generation_sent(trace)  # the generation was made for version 1 and is running
         change(client, uri, 2, (0, 0), (0, 0), "# typed meanwhile\n")
         assert await pending is None
         stats = (await command(client, "engram.status"))["completion"]
         assert stats["started"] == 1 and stats["returned"] == 0 and stats["discarded"] == 1
-    finally:
-        await stop(client)
 
 
 async def test_completion_in_a_secret_file_never_reaches_a_model(client, workspace):
@@ -200,17 +187,10 @@ async def test_invalid_positions_get_errors(client, workspace):
 async def test_inline_completion_sends_the_definition_of_the_name_at_the_cursor(workspace, tmp_path, monkeypatch):
     """The server's context is the completion context (``completion_context``): the definition of the imported
     name the line uses, from its own file, narrowed to its signature — not merely similar chunks."""
-    trace = tmp_path / "frames.jsonl"
-    monkeypatch.setenv("ENGRAM_LS_TRACE_FRAMES", str(trace))
-    client = await start(workspace, tmp_path / "cache", options=STUB)
-    try:
-        await indexed(client)
-        uri = open_doc(client, workspace / "shop/cart.py")
+    async with cart_open(workspace, tmp_path, monkeypatch, STUB) as (client, trace, uri):
         assert (await inline(client, uri, 14, 8)).items[0].insert_text.startswith("stub_")
         frame = next(f for f in sent_frames(trace) if f["type"] == "generate" and f["mode"] == "fim"
                      and f["id"].startswith("complete-"))
         assert frame["snippets"][0]["path"] == "shop/pricing.py"
         assert frame["snippets"][0]["text"].startswith("def apply_discount(amount):")
         assert all(s["path"] != "shop/cart.py" for s in frame["snippets"])
-    finally:
-        await stop(client)

@@ -2,8 +2,9 @@
 
 import textwrap
 
-from engram_ls.retrieval import Engram
-from engram_ls.server.completion_context import (DEF_LINES, completion_hits, cursor_names, imported_names,
+from engram_ls.retrieval import Engram, Hit
+from engram_ls.server import completion_context
+from engram_ls.server.completion_context import (DEF_LINES, completion_hits, cursor_names, focus, imported_names,
                                                  receiver_classes)
 
 FILES = {
@@ -161,23 +162,38 @@ def test_a_member_being_typed_gets_its_receivers_outline_first(tmp_path):
 
 
 
-def test_at_a_member_similar_code_comes_first_elsewhere_last(tmp_path):
+def test_at_a_member_the_most_similar_use_comes_first_narrowed_then_what_the_receiver_is(tmp_path, monkeypatch):
     e = engram(tmp_path)
+    monkeypatch.setattr(completion_context, "SIMILAR_LINES", 2)  # the fixture's chunks are short
 
     def similar(prefix):
-        return [(h.path, h.start_line) for h in e.search("\n".join(prefix.split("\n")[-12:]), 7)]
+        return [(h.path, h.start_line, h.end_line) for h in e.search("\n".join(prefix.split("\n")[-12:]), 7)]
 
     prefix = ("from .store import Store, open_store\n\n\ndef daily(folder):\n"
               "    s: Store = open_store(folder / 'day', create=False)\n    s.")
     hits = completion_hits(e, "pkg/daily.py", prefix, "\n", similar=2)
-    assert [(h.path, h.start_line) for h in hits[:2]] == similar(prefix)[:2]
-    assert any(h.text.startswith("class Store:") for h in hits[2:])  # what s is follows
+    path, start, end = similar(prefix)[0]
+    assert hits[0].path == path and start <= hits[0].start_line <= hits[0].end_line <= end
+    assert hits[0].end_line - hits[0].start_line == 1 < end - start  # narrowed to SIMILAR_LINES
+    assert hits[1].text.startswith("class Store:")  # what s is comes next
     plain = prefix[:-2] + "x = "
     hits = completion_hits(e, "pkg/daily.py", plain, "\n", similar=2)
     assert hits[0].text.startswith("def open_store(")  # no dot at the cursor: definitions first
-    assert (hits[-1].path, hits[-1].start_line) in similar(plain)  # similar code last
+    assert (hits[-1].path, hits[-1].start_line, hits[-1].end_line) in similar(plain)  # whole similar chunks last
     assert not hits[-1].text.startswith(("def open_store", "class Store"))
 
+
+def test_focus_keeps_the_lines_around_the_one_most_like_the_cursor():
+    text = "\n".join([f"    filler_{i}()" for i in range(20)] + ["    queue.defer_job(job, seconds=5)"] +
+                     [f"    after_{i}()" for i in range(9)])
+    chunk = Hit("pkg/x.py", 101, 130, 1.0, text)
+    kept = focus(chunk, "def later(queue, job):\n    seconds = 5\n    queue.", lines=12)
+    lines = kept.text.split("\n")
+    assert len(lines) == 12 and "    queue.defer_job(job, seconds=5)" in lines
+    assert lines.index("    queue.defer_job(job, seconds=5)") == 8  # two thirds of the window above it
+    assert (kept.start_line, kept.end_line) == (113, 124)
+    short = Hit("pkg/x.py", 1, 3, 1.0, "a()\nb()\nc()")
+    assert focus(short, "x.") is short
 
 CLOCK = '''
     class Tick:
