@@ -9,7 +9,9 @@ other packages (see ``sets.py``) and is run once, after tuning.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import re
 import statistics
 import tempfile
 import time
@@ -65,6 +67,7 @@ ARMS = {
     "lexical": Blend(lexical=1, engram=0, ri_expansion=0),
     "engram_cosine": Blend(lexical=0, engram=1, ri_expansion=0),
     "meaning_rerank": Blend(lexical=0, engram=0, meaning=1, expansion=0.3, ri_expansion=0),
+    "name_rerank": Blend(lexical=0, engram=0, meaning=0, name=1, ri_expansion=0),
 }
 
 
@@ -237,7 +240,8 @@ def best_blends(rows: list[dict]) -> dict:
 
 
 def markdown(result: dict) -> str:
-    arms = [a for a in ("bm25s", "before", "lexical", "engram_cosine", "meaning_alone", "meaning_rerank", "default")
+    arms = [a for a in ("bm25s", "before", "lexical", "engram_cosine", "meaning_alone", "meaning_rerank",
+                        "name_rerank", "default")
             if a in next(iter(result["languages"].values()))["nl"]]
     lines = [f"# nl_eval — {result['split']} split (MRR@10; × = ratio to bm25s in the same run)", "",
              "| language | task | n | " + " | ".join(arms) + " | query ms p50 (bm25s / default) |",
@@ -301,6 +305,11 @@ def apply_variants(variants: list[str], vectors: Path | None) -> None:
         part = table.code[:][:, :dims[0]]
         cut.code = cut.query = (part / (np.linalg.norm(part, axis=1, keepdims=True) + 1e-9)).astype(np.float32)
         meaning.shipped = lambda: cut
+    if "noname" in variants:     # the default before the name channel
+        ranking.WORDS = dataclasses.replace(ranking.WORDS, name=0.0)
+    named = [float(v[4:]) for v in variants if re.fullmatch(r"name\d+(\.\d+)?", v)]
+    if named:                    # another weight of the name channel in words
+        ranking.WORDS = dataclasses.replace(ranking.WORDS, name=named[0])
     if "distilled" in variants:  # the default before the code-search table: distilled vectors, its blend and floor
         meaning.DATA = meaning.DISTILLED
         meaning.shipped.cache_clear()
@@ -321,7 +330,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", default="dev", choices=sorted(SETS))
     ap.add_argument("--sweep", action="store_true")
-    ap.add_argument("--variant", default="", help="comma-separated: stem, names, keywords, context, signN, dimN, nbrX, distilled")
+    ap.add_argument("--variant", default="", help="comma-separated: stem, names, keywords, context, signN, dimN, nbrX, distilled, noname, nameX")
     ap.add_argument("--vectors", type=Path, help="another word-vector table (.npz) for the semantic channel")
     ap.add_argument("--tag", default="", help="suffix of the results files")
     ap.add_argument("--languages", default="", help="comma-separated languages (default: all)")

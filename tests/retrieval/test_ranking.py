@@ -1,7 +1,7 @@
 """Ranking against a reference computed here the slow way: every query feature's BM25 over every live chunk,
 blended with the cosine of the query probe and the chunk's engram materialised with ``vsa.bundle`` and the cosine
-of the query's and the chunk's meaning (word vectors summed in Python), with the default blend of the query's
-kind."""
+of the query's and the chunk's meaning (word vectors summed in Python) and, for a question in words, the share of
+its words the unit's name holds, with the default blend of the query's kind."""
 
 import math
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engram_ls.retrieval import Engram, encoder, ranking, vsa
-from engram_ls.retrieval.features import query_features
+from engram_ls.retrieval.features import query_features, split_identifier
 from engram_ls.retrieval.vocabulary import LEXICAL_ROLES
 
 
@@ -53,8 +53,15 @@ def reference(e, query: str, k: int, allowed=None):
         mean = float(v @ qm) / np.linalg.norm(v) if qm is not None and np.linalg.norm(v) else 0.0
         rows.append((slot, bm, cos, mean))
     top = max(bm for _, bm, _, _ in rows)
-    final = [(slot, blend.lexical * bm / top + blend.engram * cos + blend.meaning * mean)
-             for slot, bm, cos, mean in rows]
+    asked = ranking.question_words(query, features, t.alive)
+
+    def name(slot):  # the share of the question's words (IDF-weighted) the unit's own name holds
+        words = set(split_identifier(t.symbols[slot].split(".")[-1]))
+        return sum(v for w, v in asked.items() if w in words) / sum(asked.values()) if asked else 0.0
+
+    total = blend.lexical + blend.engram + blend.meaning + blend.name
+    final = [(slot, (blend.lexical * bm / top + blend.engram * cos + blend.meaning * mean
+                     + blend.name * name(slot)) / total) for slot, bm, cos, mean in rows]
     final.sort(key=lambda x: -x[1])
     return [(s, f) for s, f in final[:k] if f > 0]
 

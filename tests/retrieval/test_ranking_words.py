@@ -26,3 +26,9 @@ def test_a_sentence_that_mentions_code_is_a_question_in_words(query):
 @pytest.mark.parametrize("query", CODE)
 def test_a_line_of_code_stays_code(query):
     assert not ranking.is_natural(query)
+
+
+def test_the_name_channel_reads_the_units_own_name_not_its_class():
+    assert ranking._name_words("CacheManager.matchEnvironment") == {"match", "environment"}
+    assert ranking._name_words("load_settings") == {"load", "settings"}
+    assert ranking._name_words("") == frozenset()
