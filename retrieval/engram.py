@@ -779,6 +779,8 @@ class Engram:
         for name, col in snap["chunks"].items():
             getattr(t, name)[:n] = col
         t.live[:n] = True
+        if len(snap["symbols"]) != n:  # the name channel reads a symbol for every slot
+            raise ValueError(f"the store names {len(snap['symbols'])} symbols for {n} chunks")
         t.symbols = list(snap["symbols"])
         t.n_slots = t.alive = n
         t.total_length = int(t.length[:n].sum())

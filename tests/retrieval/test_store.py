@@ -77,6 +77,17 @@ def test_foreign_file_is_detected(workspace, cache):
     assert "not an engram-ls store" in _corrupt_and_reopen(workspace, cache, lambda d: b"x" * 200)
 
 
+def test_a_store_whose_symbols_do_not_match_its_chunks_is_rebuilt(workspace, cache):
+    e = build(workspace, cache)
+    snapshot = store.load(e.store_path, str(e.root))
+    snapshot["symbols"] = snapshot["symbols"][:-1]
+    store.save(e.store_path, snapshot)  # a valid file, checksum and all, that says the wrong thing
+    again = Engram.open(workspace, cache_dir=cache)
+    assert "symbols" in again.load_warning and "rebuilding" in again.load_warning
+    again.index_workspace()
+    assert again.search("download a web page", 3)
+
+
 def test_save_is_atomic_on_failure(workspace, cache, monkeypatch):
     e = build(workspace, cache)
     before = e.store_path.read_bytes()
