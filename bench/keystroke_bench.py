@@ -71,9 +71,10 @@ async def typed_ahead(client) -> int:
 
 
 async def type_at(client, root: Path, target: dict, keys: int, version: int,
-                  shown: list | None = None) -> tuple[list[float], int]:
-    """Opens the target's file as prefix + suffix and types ``keys`` characters of its line at the cursor;
-    the suggestions go to ``shown`` (two builds of the server can then be compared for what they offer)."""
+                  shown: list | None = None) -> tuple[list[tuple[float, bool]], int]:
+    """Opens the target's file as prefix + suffix and types ``keys`` characters of its line at the cursor: each
+    key's (latency in ms, NaN without a suggestion; whether it was typed ahead, without the model). The suggestions
+    go to ``shown`` (two builds of the server can then be compared for what they offer)."""
     uri = (root / target["path"]).as_uri()
     prefix, suffix = target["prefix"], target["suffix"]
     client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(
@@ -94,13 +95,9 @@ async def type_at(client, root: Path, target: dict, keys: int, version: int,
         answer = await client.text_document_inline_completion_async(types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, col),
             context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
-        out.append((time.perf_counter() - t) * 1000)
-        if answer is None:
-            out[-1] = float("nan")  # no suggestion: not a latency
-        now = await typed_ahead(client)
-        if now > ahead:
-            out[-1] = -out[-1]  # answered with the rest of the last suggestion: marked by its sign
-        ahead = now
+        ms = (time.perf_counter() - t) * 1000 if answer is not None else float("nan")  # none: not a latency
+        before, ahead = ahead, await typed_ahead(client)
+        out.append((ms, ahead > before))
         if shown is not None:
             items = answer.items if isinstance(answer, types.InlineCompletionList) else answer or []
             shown.append(str(items[0].insert_text) if items else None)
@@ -126,22 +123,21 @@ async def one_model(model: str, root: Path, targets: list[dict], keys: int, work
         await client.shutdown_session()
         await client.stop()
 
-    def pct(values, p):
-        values = [abs(v) for v in values if v == v]
+    def pct(keys, p):
+        values = [ms for ms, _ in keys if ms == ms]
         return round(float(np.percentile(values, p))) if values else None
 
     every = first + later
-    modelled = [v for v in every if v == v and v > 0]
     defaults = CompletionSettings()
     return {"model": model, "context_tokens": context_tokens or defaults.context_tokens,
             "suffix_tokens": defaults.suffix_tokens if suffix_tokens is None else suffix_tokens,
             "warm_up_ms": round(warm_ms), "spots": len(targets) - 1, "keys": len(every),
-            "no_suggestion": sum(v != v for v in every),
+            "no_suggestion": sum(ms != ms for ms, _ in every),
             "p50_ms": pct(every, 50), "p95_ms": pct(every, 95),
             "first_key_p50_ms": pct(first, 50), "next_keys_p50_ms": pct(later, 50), "next_keys_p95_ms": pct(later, 95),
-            "typed_ahead": sum(v == v and v < 0 for v in every), "model_keys_p50_ms": pct(modelled, 50),
-            "latencies_ms": [round(abs(v)) if v == v else None for v in every],
-            "typed_ahead_keys": [v == v and v < 0 for v in every], "suggestions": shown}
+            "typed_ahead": sum(a for _, a in every), "model_keys_p50_ms": pct([k for k in every if not k[1]], 50),
+            "latencies_ms": [round(ms) if ms == ms else None for ms, _ in every],
+            "typed_ahead_keys": [a for _, a in every], "suggestions": shown}
 
 
 def main() -> int:

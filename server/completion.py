@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 import re
+from typing import NamedTuple
 
 from lsprotocol import types
 
@@ -95,17 +96,21 @@ async def fill(inference: Inference, prefix: str, suffix: str, hits, *, max_toke
                                     suffix_budget=suffix_budget, inline_stop=True)
 
 
-def typed_ahead(last: tuple[str, str, str] | None, prefix: str, suffix: str) -> str | None:
-    """The rest of the last suggestion, when the keys typed since it came are its start (``last`` is the prefix
-    and suffix it was made for, and its text): the user is accepting it by typing, so the model is not asked
-    again — the answer it would recompute is this one, minus what was typed."""
-    if last is None:
+class Shown(NamedTuple):
+    """A suggestion returned to the editor: the prefix and suffix it was made for, its text and its context."""
+    prefix: str
+    suffix: str
+    text: str
+    hits: list | tuple = ()
+
+
+def typed_ahead(last: Shown | None, prefix: str, suffix: str) -> str | None:
+    """The rest of the last suggestion, when the keys typed since it came are its start: the user is accepting it
+    by typing, so the model is not asked again — the answer it would recompute is this one, minus what was typed."""
+    if last is None or suffix != last.suffix or len(prefix) <= len(last.prefix) or not prefix.startswith(last.prefix):
         return None
-    before, after, text = last
-    if suffix != after or len(prefix) <= len(before) or not prefix.startswith(before):
-        return None
-    typed = prefix[len(before):]
-    rest = text[len(typed):] if text.startswith(typed) else ""
+    typed = prefix[len(last.prefix):]
+    rest = last.text[len(typed):] if last.text.startswith(typed) else ""
     return rest if rest.strip() else None
 
 
@@ -122,7 +127,7 @@ class Completer:
         self.tickets: dict[str, int] = {}
         self.line_context: dict[str, tuple[str, list]] = {}  # uri -> (the text above the cursor's line, hits)
         self.context_reused = 0  # requests that kept their line's snippets
-        self.last: dict[str, tuple[str, str, str, list]] = {}  # uri -> (prefix, suffix, suggestion, hits)
+        self.last: dict[str, Shown] = {}  # uri -> the suggestion it was last given
         self.typed_ahead = 0    # requests answered with the rest of the last suggestion
         self.running: dict[str, str] = {}
         self.started = 0        # generations handed to a worker
@@ -144,10 +149,10 @@ class Completer:
             await ls.models.cancel(previous)
         offset = doc.offset_at_position(position)
         last = self.last.get(uri)
-        rest = typed_ahead(last and last[:3], doc.source[:offset], doc.source[offset:])
+        rest = typed_ahead(last, doc.source[:offset], doc.source[offset:])
         if rest is not None:  # no debounce: the answer is at hand
             self.typed_ahead += 1
-            return rest, last[3]
+            return rest, last.hits
         if settings.debounce_ms:
             await asyncio.sleep(settings.debounce_ms / 1000)  # debounce: a keystroke soon after wins
         if self.tickets.get(uri) != ticket:
@@ -199,7 +204,7 @@ class Completer:
                     return None  # superseded, or the document moved on: never answer for an outdated version
                 continue
             self.returned += 1
-            self.last[uri] = (prefix, suffix, text, context)
+            self.last[uri] = Shown(prefix, suffix, text, context)
             return text, context
         return None
 

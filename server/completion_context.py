@@ -39,7 +39,7 @@ OUTLINES = 2            # receiver outlines
 OUTLINE_MEMBERS = 8     # member lines in an outline (after its class line); 12 for ``x.|`` lost 3 of 400 hits
 MEMBER_OUTLINE = 16     # member lines of the class of the receiver at ``x.|``
 BASE_DEPTH = 2          # how far up a class's bases a member is looked for
-FIRST_SIMILAR = 1        # at ``x.|``, similar chunks before the receiver's outline
+FIRST_SIMILAR = 1       # at ``x.|``, similar chunks before the receiver's outline
 SIMILAR_LINES = 12      # at ``x.|``, a similar chunk's lines around its line most like the cursor's
 RECEIVER_USES = 6       # lines of other files that read a member of a receiver named like the one at ``x.|``
 
@@ -568,14 +568,15 @@ def completion_hits(engram: Engram, path: str | None, prefix: str, suffix: str, 
         return True
 
     query = "\n".join(prefix.split("\n")[-QUERY_LINES:])
-    found = [h for h in engram.search(query, similar + 4) if h.path != path] if similar > 0 and query.strip() else []
-    added = [0]
+    found = iter([h for h in engram.search(query, similar + 4) if h.path != path]
+                 if similar > 0 and query.strip() else [])
+    added = 0
 
     def similar_code(narrow: bool, upto: int) -> None:
-        while found and added[0] < upto:
-            hit = found.pop(0)
-            if keep(focus(hit, prefix) if narrow else hit):
-                added[0] += 1
+        """Keeps similar hits, in rank order, until ``upto`` of them are kept in all."""
+        nonlocal added
+        while added < upto and (hit := next(found, None)) is not None:
+            added += keep(focus(hit, prefix) if narrow else hit)
 
     line = prefix[prefix.rfind("\n") + 1:]
     member, made = _CHAIN_AT.search(line), _MADE_AT.search(line)

@@ -305,10 +305,8 @@ def apply_variants(variants: list[str], vectors: Path | None) -> None:
         part = table.code[:][:, :dims[0]]
         cut.code = cut.query = (part / (np.linalg.norm(part, axis=1, keepdims=True) + 1e-9)).astype(np.float32)
         meaning.shipped = lambda: cut
-    if "noname" in variants:     # the default before the name channel
-        ranking.WORDS = dataclasses.replace(ranking.WORDS, name=0.0)
-    named = [float(v[4:]) for v in variants if re.fullmatch(r"name\d+(\.\d+)?", v)]
-    if named:                    # another weight of the name channel in words
+    named = [0.0 if v == "noname" else float(v[4:]) for v in variants if re.fullmatch(r"noname|name\d+(\.\d+)?", v)]
+    if named:                    # another weight of the name channel in words (noname: 0, the default before it)
         ranking.WORDS = dataclasses.replace(ranking.WORDS, name=named[0])
     if "distilled" in variants:  # the default before the code-search table: distilled vectors, its blend and floor
         meaning.DATA = meaning.DISTILLED
@@ -330,7 +328,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", default="dev", choices=sorted(SETS))
     ap.add_argument("--sweep", action="store_true")
-    ap.add_argument("--variant", default="", help="comma-separated: stem, names, keywords, context, signN, dimN, nbrX, distilled, noname, nameX")
+    ap.add_argument("--variant", default="", help="comma-separated: stem, names, keywords, context, signN, dimN, "
+                    "nbrX, distilled, noname, nameX")
     ap.add_argument("--vectors", type=Path, help="another word-vector table (.npz) for the semantic channel")
     ap.add_argument("--tag", default="", help="suffix of the results files")
     ap.add_argument("--languages", default="", help="comma-separated languages (default: all)")

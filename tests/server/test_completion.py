@@ -7,7 +7,7 @@ import json
 import pytest
 from lsprotocol import types
 
-from engram_ls.server.completion import typed_ahead
+from engram_ls.server.completion import Shown, typed_ahead
 
 from .conftest import STUB, change, command, indexed, open_doc, start, stop, until
 
@@ -126,7 +126,7 @@ async def test_typing_on_a_line_keeps_its_snippets_within_the_prompt_budget(work
 
 
 def test_typed_ahead_is_the_rest_of_the_last_suggestion_while_the_keys_match_it():
-    last = ("x = ", "\n", "total(items)")
+    last = Shown("x = ", "\n", "total(items)")
     assert typed_ahead(last, "x = tot", "\n") == "al(items)"
     assert typed_ahead(last, "x = total(items", "\n") == ")"
     assert typed_ahead(last, "x = total(items)", "\n") is None  # all of it typed: ask the model

@@ -161,7 +161,6 @@ def test_a_member_being_typed_gets_its_receivers_outline_first(tmp_path):
     assert not plain[0].text.startswith("class JobQueue:")  # no dot at the cursor: definitions first
 
 
-
 def test_at_a_member_the_most_similar_use_comes_first_narrowed_then_what_the_receiver_is(tmp_path, monkeypatch):
     e = engram(tmp_path)
     monkeypatch.setattr(completion_context, "SIMILAR_LINES", 2)  # the fixture's chunks are short
