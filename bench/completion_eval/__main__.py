@@ -38,6 +38,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -83,8 +84,8 @@ def choose(work: Path, n: int, cursor: str = "name", kind: str = "first-use") ->
     for name in PROJECTS:
         folder = work / "projects" / name.replace("-", "_")
         pools[folder.name] = [{**t, "project": folder.name}
-                              for t in project_targets(folder, rng, 10 * n, cursor=cursor,
-                                                       per_file=PER_FILE[kind], absent=kind == "absent")]
+                              for t in project_targets(folder, rng, 10 * n, cursor=cursor, per_file=PER_FILE[kind],
+                                                       absent=kind == "absent")]
     chosen: list[dict] = []
     while len(chosen) < n and any(pools.values()):
         for pool in pools.values():
@@ -315,7 +316,10 @@ def report(targets: dict[int, dict], rows: list[dict], meta: dict, tag: str) -> 
               f"model {meta['model']}, context length {meta['context_length']}, max {meta['max_tokens']} tokens, "
               f"one line, greedy; `{meta.get('command', '')}`; load average {meta.get('load_start', '?')} at the "
               f"start, {meta.get('load_now', '?')} at this report; completion context "
-              f"{', '.join(result['context_sha'])} (SHA-1 of completion_context.py, first 10).",
+              f"{', '.join(result['context_sha'])} (SHA-1 of completion_context.py, first 10)."
+              + (f" Left out: {meta['left_out']['n']} targets whose receiver the file shows to be another object "
+                 f"({', '.join(f'{k} {v}' for k, v in meta['left_out']['why'].items())})."
+                 if meta.get("left_out", {}).get("n") else ""),
               "Exact match — " + "; ".join([said("engram / none", result["engram_over_none"]),
                                             said("engram / BM25", result["engram_over_bm25"]),
                                             said("oracle / none", result["oracle_over_none"])])
@@ -366,6 +370,8 @@ def main() -> int:
     p.add_argument("--report-ids", default="", help="FROM-TO: report only the targets with these ids from the rows "
                    "already run (say, those a context variant was not chosen on); writes the tag's results with "
                    "-ids-FROM-TO")
+    p.add_argument("--with-foreign", action="store_true", help="keep the targets whose receiver the file shows to "
+                   "be a third-party object (left out since 2026-12-06; for the runs made before)")
     p.add_argument("--arms", default=",".join(ARMS), help="the arms to run, in order (default: all four; rows of "
                    "the others are kept: a later run can add them for the same targets)")
     args = p.parse_args()
@@ -374,7 +380,10 @@ def main() -> int:
         raise SystemExit(f"--arms: choose from {', '.join(ARMS)}")
     if args.prepare:
         prepare(args.work)
-    targets = choose(args.work, args.n, args.cursor, args.targets)
+    chosen = choose(args.work, args.n, args.cursor, args.targets)
+    # members of third-party objects (``targets.foreign``) have no project definition to find: left out, unless
+    # --with-foreign reproduces the runs made before the mark (2026-12-06)
+    targets = [t for t in chosen if args.with_foreign or not t["foreign"]]
     by_id = {t["id"]: t for t in targets}
     cache = args.work / "cache"
     cache.mkdir(parents=True, exist_ok=True)
@@ -392,7 +401,10 @@ def main() -> int:
     settings_file.write_text(json.dumps(settings))
     rows = [json.loads(l) for l in rows_file.read_text().splitlines()] if rows_file.exists() else []
     have = {(r["id"], r["arm"]) for r in rows}
-    meta = {**settings, "command": " ".join(["python -m bench.completion_eval", *sys.argv[1:]]),
+    meta = {**settings, "left_out": {"n": len(chosen) - len(targets), "ids": sorted(set(
+                t["id"] for t in chosen) - set(by_id)), "why": dict(Counter(t["foreign"] for t in chosen
+                                                                            if t["id"] not in by_id))},
+            "command": " ".join(["python -m bench.completion_eval", *sys.argv[1:]]),
             "load_start": load(), "started": now_utc()}
     if args.report_ids:  # no run: the rows already there, for a range of targets
         lo, hi = (int(x) for x in args.report_ids.split("-"))

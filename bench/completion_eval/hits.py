@@ -49,13 +49,15 @@ def main() -> int:
     def count(text: str) -> int:
         return len(vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=True))
 
-    targets = choose(args.work, args.n, args.cursor, args.targets)
+    chosen = choose(args.work, args.n, args.cursor, args.targets)
+    targets = [t for t in chosen if not t["foreign"]]  # members of third-party objects: no definition to find
     engrams, windows = {}, {}
     hits = {arm: 0 for arm in ARMS}
     named = {arm: 0 for arm in ARMS}   # the needed name appears in a packed snippet (a use teaches it too)
     snippets_in = {arm: 0 for arm in ARMS}
     per_project: dict[str, dict] = {}
     by_kind: dict[str, list[int]] = {}   # "x.name" (after a dot) or "name": [engram hits, targets]
+    missed: dict[str, list[int]] = {}    # arm -> ids of the targets it missed
     for t in targets:
         folder = args.work / "projects" / t["project"]
         if t["project"] not in engrams:
@@ -85,26 +87,28 @@ def main() -> int:
             hits[arm] += hit
             named[arm] += any(re.search(rf"\b{re.escape(t['name'])}\b", s.text) for s in packed)
             row[arm] += hit
+            missed.setdefault(arm, []).extend([] if hit else [t["id"]])
             if arm == "engram":
                 kind = by_kind.setdefault("x.name" if re.search(rf"\.{t['name']}\b", t["target"]) else "name",
                                           [0, 0])
                 kind[0] += hit
                 kind[1] += 1
     n = len(targets)
-    result = {"n": n, "cursor": args.cursor, "targets": args.targets, "context_length": args.context_length, "max_tokens": args.max_tokens,
+    result = {"n": n, "left_out": {"n": len(chosen) - n, "ids": [t["id"] for t in chosen if t["foreign"]]},
+              "cursor": args.cursor, "targets": args.targets, "context_length": args.context_length, "max_tokens": args.max_tokens,
               "context_sha": sha,
               "engram_by_kind": {k: {"hits": h, "n": m, "rate": round(h / m, 4)} for k, (h, m) in by_kind.items()},
               "hit_rate": {arm: round(hits[arm] / n, 4) for arm in ARMS},
               "name_shown": {arm: round(named[arm] / n, 4) for arm in ARMS},
               "snippets_in_prompt": {arm: round(snippets_in[arm] / n, 2) for arm in ARMS},
-              "per_project": per_project}
+              "per_project": per_project, "missed": missed}
     stem = f"completion_hits{'-' + args.tag if args.tag else ''}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
     lines = ["| context | definition among the packed snippets | needed name in a packed snippet | snippets in the "
              "prompt |", "|---|---|---|---|"]
     lines += [f"| {arm} | {result['hit_rate'][arm]} | {result['name_shown'][arm]} | "
               f"{result['snippets_in_prompt'][arm]} |" for arm in ARMS]
-    lines += ["", f"n = {n} targets, context length {args.context_length} (the evaluation's), at most "
+    lines += ["", f"n = {n} targets ({len(chosen) - n} more left out: members of third-party objects), context length {args.context_length} (the evaluation's), at most "
               f"{args.suffix_tokens} tokens after the cursor, packed by the "
               f"model's own tokenizer. Per project: " + ", ".join(
                   f"{p} {r['engram']}/{r['n']}" for p, r in per_project.items()) + " (engram hits / targets). "
