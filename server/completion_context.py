@@ -66,10 +66,16 @@ _KEYWORD_ARG = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)")
 _STRING = re.compile(r"(\"\"\"|''')[\s\S]*?\1|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|#[^\n]*")
 _RECEIVER = re.compile(r"(?<![\w.])((?:self\.)?[A-Za-z_]\w*)\.(?=[A-Za-z_])")
 _CONSTRUCTED = re.compile(r"^[ \t]*((?:self\.)?\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(?:await[ \t]+)?"
-                          r"(?:\w+\.)*([A-Z]\w*)(?:\.\w+)?[ \t]*\(", re.MULTILINE)
+                          r"(?:\w+\.)*(_*[A-Z]\w*)(?:\.\w+)?[ \t]*\(", re.MULTILINE)
 _ANNOTATED = re.compile(r"((?:self\.)?[A-Za-z_]\w*)[ \t]*:[ \t]*([\w\[\]., |\"']+?)[ \t]*(?=[=,)\n]|$)",
                         re.MULTILINE)
 _ALIAS = re.compile(r"^[ \t]*((?:self\.)?\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(\w+)[ \t]*$", re.MULTILINE)
+_FOR_IN = re.compile(r"^[ \t]*(?:async[ \t]+)?for[ \t]+(\w+)[ \t]+in[ \t]+((?:self\.)?\w+)[ \t]*:", re.MULTILINE)
+_ATTR_ALIAS = re.compile(r"^[ \t]*(\w+)[ \t]*(?::[^=\n]*)?=[ \t]*((?:self\.)?\w+(?:\.\w+)+)[ \t]*$", re.MULTILINE)
+# with self.docket._pubsub() as pubsub / async with make_client(...) as client: made by that call
+_WITH_AS = re.compile(r"\bwith[ \t]+(?:await[ \t]+)?(?:[\w.]+\.)?([A-Za-z_]\w*)[ \t]*\([^\n]*\)[ \t]+as[ \t]+(\w+)")
+_FORWARD = re.compile(r"([:\[,|][ \t]*)[\"']([A-Za-z_][\w. |\[\],]*)[\"']")  # x: "Agent | None" -> x: Agent | None
+_DEF_LINE = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)", re.MULTILINE)
 _CLASS_LINE = re.compile(r"^([ \t]*)class[ \t]+(\w+)[ \t]*(?:\(([^)]*)\))?", re.MULTILINE)
 _MEMBER = re.compile(r"(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)|(\w+)[ \t]*(?::[^=\n]+)?=(?!=)|(\w+)[ \t]*:[^\n]")
 _FROM_MODULE = re.compile(r"^[ \t]*from[ \t]+([\w.]+)[ \t]+import[ \t]+\(?([\w \t,\n]+)\)?", re.MULTILINE)
@@ -205,8 +211,14 @@ def call_site(engram: Engram, name: str, exclude_path: str | None) -> Hit | None
 
 
 def _types(annotation: str) -> list[str]:
-    """Class names an annotation or constructor mentions (``Optional[Foo] | "Bar"`` gives Foo, Bar)."""
-    return [n for n in _IDENT.findall(annotation) if n[0].isupper() and n not in TYPING]
+    """Class names an annotation or constructor mentions (``Optional[Foo] | "Bar"`` gives Foo, Bar; a private
+    ``_Controller`` too)."""
+    return [n for n in _IDENT.findall(annotation) if n.lstrip("_")[:1].isupper() and n not in TYPING]
+
+
+def _typed_code(text: str) -> str:
+    """``_code`` that keeps forward references: ``agent: "Agent"`` reads as ``agent: Agent``."""
+    return _code(_FORWARD.sub(r"\1\2", text))
 
 
 def receiver_classes(prefix: str, suffix: str, only: str | None = None) -> list[tuple[str, str]]:
@@ -217,14 +229,16 @@ def receiver_classes(prefix: str, suffix: str, only: str | None = None) -> list[
     import itself (an imported class, or a module of the project). Imported lower-case names come last, as
     possible modules. ``only``: the pairs of that one receiver (the one before the cursor's dot)."""
     buffer = prefix + suffix
+    code = _typed_code(buffer)
     types: dict[str, list[str]] = {}
-    for m in _CONSTRUCTED.finditer(_code(buffer)):
+    for m in _CONSTRUCTED.finditer(code):
         types.setdefault(m.group(1), [m.group(2)])
-    for m in _ANNOTATED.finditer(_code(buffer)):
+    for m in _ANNOTATED.finditer(code):
         found = _types(m.group(2))
         if found:
             types.setdefault(m.group(1), found)
-    for target, source in _ALIAS.findall(_code(buffer)):  # self.client = client: the parameter's type
+    # self.client = client: the parameter's type; for tool in self.tools: what self.tools: list[Tool] holds
+    for target, source in _ALIAS.findall(code) + _FOR_IN.findall(code):
         if source in types:
             types.setdefault(target, types[source])
     head = prefix.rpartition("\n")[0]
@@ -265,12 +279,14 @@ def _bound_name(line: str) -> list[str]:
 
 
 def _outline(path: str, lines: list[str], start: int, buffer_names: set[str], suffix_names: set[str],
-             typed: str = "", shown_members: int = OUTLINE_MEMBERS, near: frozenset[str] = frozenset()) -> Hit | None:
+             typed: str = "", shown_members: int = OUTLINE_MEMBERS, near: dict[str, int] | None = None) -> Hit | None:
     """The class (or module, ``start`` -1) at ``lines[start]``: its line and up to ``shown_members`` member lines
     (methods' first lines, fields, constants) of its body's first level. Members that complete the ``typed`` word
     come first, then those the buffer names only below the cursor, then those it never names: a first use is what
-    the buffer cannot show; within each, those sharing most ``near`` words (``subwords`` of the code around the
-    cursor: ``end_agent_span`` after ``start_agent_span``) first."""
+    the buffer cannot show — one that shares a word of weight 2 or more (the enclosing function's name) counts as
+    named below; within each, those sharing most ``near`` words (``subwords`` of the code around the cursor,
+    weighted: ``end_agent_span`` after ``start_agent_span``) first."""
+    near = near or {}
     if start >= 0:
         indent = len(lines[start]) - len(lines[start].lstrip())
         body_indent, end = None, len(lines)
@@ -296,9 +312,12 @@ def _outline(path: str, lines: list[str], start: int, buffer_names: set[str], su
         m = _MEMBER.match(lines[j].strip())
         name = m and next((g for g in m.groups() if g), None)
         if name and not name.startswith("__"):
+            weights = [near.get(w, 0) for w in subwords(name)]
             rank = (-1 if typed and name.startswith(typed) else 0 if name in suffix_names
                     else 1 if name not in buffer_names else 2)
-            named.append((rank, -len(subwords(name) & near), j))
+            if rank > 0 and max(weights, default=0) >= 2 and name not in buffer_names:
+                rank = 0  # named like the function being written: as likely as a member the code uses below
+            named.append((rank, -sum(weights), j))
     keep = sorted(j for *_, j in sorted(named)[:shown_members])
     shown = ([start] if start >= 0 else []) + keep
     if not shown:
@@ -319,7 +338,10 @@ def receiver_outlines(engram: Engram, path: str | None, prefix: str, suffix: str
     buffer_names |= suffix_names
     modules = _module_paths(prefix + suffix)
     around = _code(prefix).split("\n")[-WINDOW_LINES:] + _code(suffix).split("\n")[:SUFFIX_LINES + 1]
-    near = frozenset(w for name in _IDENT.findall("\n".join(around)) for w in subwords(name))
+    near = dict.fromkeys((w for name in _IDENT.findall("\n".join(around)) for w in subwords(name)), 1)
+    # the function being written names what it does: ``def speech(...)`` calls ``llm._speech``, however far above
+    for w in subwords(enclosing_function(prefix)):
+        near[w] = near.get(w, 0) + 2
     at_cursor = pairs is not None
     queue = list(pairs if at_cursor else receiver_classes(prefix, suffix))
     seen: set[tuple[str, str]] = set()
@@ -344,6 +366,16 @@ def receiver_outlines(engram: Engram, path: str | None, prefix: str, suffix: str
         if hit is not None:
             out.append(hit)
     return out
+
+
+def enclosing_function(prefix: str) -> str:
+    """The name of the function the cursor is in: the last ``def`` above, indented less than the cursor's line."""
+    line = prefix[prefix.rfind("\n") + 1:]
+    indent = len(line) - len(line.lstrip())
+    for m in reversed(list(_DEF_LINE.finditer(prefix))):
+        if len(m.group(1)) < indent:
+            return m.group(2)
+    return ""
 
 
 def _module_paths(text: str) -> dict[str, str]:
@@ -430,7 +462,7 @@ def member_type(engram: Engram, cls: str, member: str, exclude_path: str | None,
     m = re.escape(member)
     declared = re.compile(rf"[ \t]*self\.{m}[ \t]*:[ \t]*([^=\n]+)")
     field = re.compile(rf"{m}[ \t]*:[ \t]*([^=\n]+)")  # at the body's first level (not an Args: line)
-    built = re.compile(rf"[ \t]*self\.{m}[ \t]*=[ \t]*(?:await[ \t]+)?(?:\w+\.)*([A-Z]\w*)[ \t]*\(")
+    built = re.compile(rf"[ \t]*self\.{m}[ \t]*=[ \t]*(?:await[ \t]+)?(?:\w+\.)*(_*[A-Z]\w*)[ \t]*\(")
     method = re.compile(rf"[ \t]*(?:async[ \t]+)?def[ \t]+{m}\b")
     lines = source.lines
     body = source.body()
@@ -468,11 +500,12 @@ def returned_type(engram: Engram, function: str, buffer: str, exclude_path: str 
     return []
 
 
-def chain_classes(engram: Engram, path: str | None, prefix: str, suffix: str, chain: str) -> list[tuple[str, str]]:
+def chain_classes(engram: Engram, path: str | None, prefix: str, suffix: str, chain: str,
+                  depth: int = 2) -> list[tuple[str, str]]:
     """What the receiver ``chain`` (``x``, ``self.x``, ``a.b.c``) at the cursor is, as ``receiver_classes``
     pairs: its head's type from the buffer (constructor, annotation, alias, the return annotation of the function
-    that made it, or — for ``self.x`` — a member of ``self``'s bases), then each further member through the class
-    that declares it."""
+    that made it — also in ``with make() as x`` —, the chain it was read from in ``x = a.b``, or — for ``self.x`` —
+    a member of ``self``'s bases), then each further member through the class that declares it."""
     parts = chain.split(".")
     head_len = 2 if parts[0] == "self" and len(parts) > 1 else 1
     head, rest = ".".join(parts[:head_len]), parts[head_len:]
@@ -483,9 +516,17 @@ def chain_classes(engram: Engram, path: str | None, prefix: str, suffix: str, ch
         pairs = [("class", t) for t in _types(checked[-1])] + pairs
     if not pairs:
         buffer = prefix + suffix
-        made = {m.group(1): m.group(2) for m in _CALLED.finditer(_code(buffer))}
+        code = _code(buffer)
+        made = {m.group(1): m.group(2) for m in _CALLED.finditer(code)}
+        for function, name in _WITH_AS.findall(code):
+            made.setdefault(name, function)
+        read_from = dict(_ATTR_ALIAS.findall(code))  # agent = tool_context.agent
         if head in made:
-            pairs = [("class", t) for t in returned_type(engram, made[head], buffer, path)]
+            function = made[head]
+            pairs = ([("class", function)] if function.lstrip("_")[:1].isupper() else
+                     [("class", t) for t in returned_type(engram, function, buffer, path)])
+        elif head in read_from and depth > 0:
+            pairs = chain_classes(engram, path, prefix, suffix, read_from[head], depth - 1)
         elif head_len == 2:  # self.x: declared by a base of the enclosing class
             for _, base in receiver_classes(prefix, suffix, only="self"):
                 pairs = [("class", t) for t in member_type(engram, base, parts[1], path)]
