@@ -231,6 +231,13 @@ CLOCK = '''
         run_key: str
 
 
+    class _Pending:
+        """Work not settled yet."""
+
+        def settle_now(self):
+            pass
+
+
     class Tracer:
 ''' + "".join(f"        def method_{i}(self):\n            pass\n\n" for i in range(20)) + '''
         def end_agent_span(self, span):
@@ -279,3 +286,29 @@ def test_an_untyped_receiver_is_taken_by_its_name_and_by_how_other_files_use_tha
     assert named.text.startswith("class Execution:") and "run_key" in named.text  # execution -> Execution
     hits = completion_hits(e, "pkg/new.py", "def f(when):\n    return when.", "\n", similar=0)
     assert hits[0].path == "pkg/clock.py" and hits[0].text.strip() == "return when.isoformat_day() + execution.run_key"
+
+
+def test_receivers_typed_by_forward_references_private_classes_loops_with_and_the_chain_they_were_read_from(
+        tmp_path):
+    e = chain_engram(tmp_path)
+
+    def first(prefix):
+        """The first snippet, which must be the receiver's outline (its class line and members, no docstring): not
+        the definition found for a name near the cursor. Nothing is imported: only the code says what it is."""
+        text = completion_hits(e, "pkg/new.py", prefix, "\n", similar=0)[0].text
+        assert '"""' not in text, text
+        return text
+
+    assert first('def f(item: "Tick"):\n    item.').startswith("class Tick:")
+    assert first("def f(p: Optional[_Pending]):\n    p.").startswith("class _Pending:")
+    assert first("def f(ticks: list[Tick]):\n    for t in ticks:\n        t.").startswith("class Tick:")
+    assert first("def f():\n    with make_clock() as c:\n        c.").startswith("class Clock(BaseClock):")
+    read = first_outline(e, "def f(clock: Clock):\n    t = clock.tick\n    t.")  # Clock -> BaseClock.tick: Tick
+    assert read.text.startswith("class Tick:")
+
+
+def test_in_a_large_class_a_member_named_like_the_enclosing_function_is_shown_however_far_its_def(tmp_path):
+    e = chain_engram(tmp_path)
+    body = "".join(f"    step_{i} = {i}\n" for i in range(20))  # the def is out of the 15 lines around the cursor
+    outline = first_outline(e, f"def end_agent_work(tracer: Tracer):\n{body}    tracer.")
+    assert outline.text.startswith("class Tracer:") and "    def end_agent_span(self, span):" in outline.text
