@@ -21,7 +21,7 @@ from engram_ls.inference.settings import physical_cores
 from engram_ls.retrieval.walk import is_secret_path
 
 from .ask import _run_interruptible
-from .cli import EXIT_FAILED, CliError, _open, ensure_index, unreadable
+from .cli import EXIT_FAILED, CliError, _open, ensure_index, read_text
 from .completion import STOPS, context_hits, fill, suggestion
 
 FIELDS = {"id": (str, int), "path": str, "prefix": str, "suffix": str}
@@ -44,12 +44,7 @@ def _given_snippets(item: dict) -> list[Snippet]:
 
 def read_requests(path: Path) -> list[dict]:
     """The requests, all checked before any model starts: a bad line is a usage error naming the line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise unreadable("requests file", path, e) from None
-    except UnicodeDecodeError as e:
-        raise CliError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    lines = read_text(path, "requests file").splitlines()
     requests = []
     for n, line in enumerate(lines, 1):
         if not line.strip():

@@ -80,12 +80,15 @@ def test_batch_queries(ws, tmp_path):
     (["frobnicate"], "invalid choice"),
     (["search", "{ws}", "--query-file", "/no/such/file"], "cannot read query file"),
     (["search", "{ws}", "--queries-file", "{bad}"], "bad query line"),
+    (["search", "{ws}", "--queries-file", "{latin1}"], "not UTF-8 text"),
     (["search", "{ws}"], "exactly one of"),
 ])
 def test_clear_errors_exit_2(ws, tmp_path, args, needle):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
-    args = [a.format(ws=ws, bad=bad, file=ws / "README.md") for a in args]
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes('{"query": "café"}\n'.encode("latin-1"))
+    args = [a.format(ws=ws, bad=bad, latin1=latin1, file=ws / "README.md") for a in args]
     proc = run(*args, cache=tmp_path / "c", check=False)
     assert proc.returncode == 2
     assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

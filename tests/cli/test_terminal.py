@@ -109,7 +109,7 @@ def test_ctrl_c_during_search_blocked_on_a_named_pipe(tmp_path):
                 assert time.monotonic() < deadline and term.proc.poll() is None, term.stderr
                 time.sleep(0.01)  # polling a condition with a bound
         term.type(CTRL_C)
-        assert term.wait() == 130
+        assert term.wait_or_describe() == 130
         assert term.stderr.strip() == INTERRUPTED, term.stderr
         os.close(writer)
     finally:

@@ -94,6 +94,15 @@ class Terminal:
             t.join(timeout)
         return rc
 
+    def wait_or_describe(self, timeout: float = 60.0) -> int:
+        """``wait``, but a process still running after ``timeout`` fails with what /proc says of it (its state,
+        what it waits in, its signal masks) and what it wrote: a hang must say where it hangs."""
+        try:
+            return self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running after {timeout} s: {describe(self.proc.pid)}; output "
+                                 f"{self.output!r}; stderr {self.stderr!r}") from None
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -113,6 +122,23 @@ def _stat(pid: int) -> tuple[str, int] | None:
         return None
     fields = text[text.rindex(")") + 2:].split()
     return fields[0], int(fields[1])
+
+
+def describe(pid: int) -> dict:
+    """What /proc says of a process: state, threads, signal masks (pending, blocked, ignored, caught), where it
+    waits, its process group and its terminal's foreground group."""
+    out: dict = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("State", "Threads", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"):
+                out[key] = value.strip()
+        out["wchan"] = Path(f"/proc/{pid}/wchan").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        out["pgrp"], out["tpgid"] = fields[2], fields[5]
+    except OSError as e:
+        out["error"] = str(e)
+    return out
 
 
 def children(pid: int) -> list[int]:
