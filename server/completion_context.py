@@ -213,7 +213,12 @@ def call_site(engram: Engram, name: str, exclude_path: str | None) -> Hit | None
 def _types(annotation: str) -> list[str]:
     """Class names an annotation or constructor mentions (``Optional[Foo] | "Bar"`` gives Foo, Bar; a private
     ``_Controller`` too)."""
-    return [n for n in _IDENT.findall(annotation) if n.lstrip("_")[:1].isupper() and n not in TYPING]
+    return [n for n in _IDENT.findall(annotation) if _is_class_name(n) and n not in TYPING]
+
+
+def _is_class_name(name: str) -> bool:
+    """``Foo`` or a private ``_Foo``: the naming of a class."""
+    return name.lstrip("_")[:1].isupper()
 
 
 def _typed_code(text: str) -> str:
@@ -315,7 +320,7 @@ def _outline(path: str, lines: list[str], start: int, buffer_names: set[str], su
             weights = [near.get(w, 0) for w in subwords(name)]
             rank = (-1 if typed and name.startswith(typed) else 0 if name in suffix_names
                     else 1 if name not in buffer_names else 2)
-            if rank > 0 and max(weights, default=0) >= 2 and name not in buffer_names:
+            if rank == 1 and max(weights, default=0) >= 2:
                 rank = 0  # named like the function being written: as likely as a member the code uses below
             named.append((rank, -sum(weights), j))
     keep = sorted(j for *_, j in sorted(named)[:shown_members])
@@ -523,7 +528,7 @@ def chain_classes(engram: Engram, path: str | None, prefix: str, suffix: str, ch
         read_from = dict(_ATTR_ALIAS.findall(code))  # agent = tool_context.agent
         if head in made:
             function = made[head]
-            pairs = ([("class", function)] if function.lstrip("_")[:1].isupper() else
+            pairs = ([("class", function)] if _is_class_name(function) else
                      [("class", t) for t in returned_type(engram, function, buffer, path)])
         elif head in read_from and depth > 0:
             pairs = chain_classes(engram, path, prefix, suffix, read_from[head], depth - 1)
