@@ -73,7 +73,9 @@ _ALIAS = re.compile(r"^[ \t]*((?:self\.)?\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(\w+)[ \t
 _FOR_IN = re.compile(r"^[ \t]*(?:async[ \t]+)?for[ \t]+(\w+)[ \t]+in[ \t]+((?:self\.)?\w+)[ \t]*:", re.MULTILINE)
 _ATTR_ALIAS = re.compile(r"^[ \t]*(\w+)[ \t]*(?::[^=\n]*)?=[ \t]*((?:self\.)?\w+(?:\.\w+)+)[ \t]*$", re.MULTILINE)
 # with self.docket._pubsub() as pubsub / async with make_client(...) as client: made by that call
-_WITH_AS = re.compile(r"\bwith[ \t]+(?:await[ \t]+)?(?:[\w.]+\.)?([A-Za-z_]\w*)[ \t]*\([^\n]*\)[ \t]+as[ \t]+(\w+)")
+# (arguments with one level of nested brackets, matched without backtracking: a long line cannot make it quadratic)
+_WITH_AS = re.compile(r"\bwith[ \t]+(?:await[ \t]+)?(?:[\w.]+\.)?([A-Za-z_]\w*)[ \t]*\([^()\n]*(?:\([^()\n]*\)[^()\n]*)*\)"
+                      r"[ \t]+as[ \t]+(\w+)")
 _FORWARD = re.compile(r"([:\[,|][ \t]*)[\"']([A-Za-z_][\w. |\[\],]*)[\"']")  # x: "Agent | None" -> x: Agent | None
 _DEF_LINE = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)", re.MULTILINE)
 _CLASS_LINE = re.compile(r"^([ \t]*)class[ \t]+(\w+)[ \t]*(?:\(([^)]*)\))?", re.MULTILINE)
