@@ -8,7 +8,8 @@ not know the signature of a function, class or method defined in another file. S
    lines around it), found exactly by ``Engram.find_named(name, "d")``;
 2. a call site in another file of the first few (``find_named(name, "c")``), which teaches the arguments;
 3. outlines of the receivers in view — the class of ``x`` in ``x = Foo(...)``, ``x: Foo``, ``self.x: Foo``, a
-   parameter's annotation, the bases of ``self``'s class, an imported class or project module — so an
+   parameter's annotation (the binding nearest above the cursor), what a factory ``x = Foo.make(...)`` returns,
+   the bases of ``self``'s class, an imported class or project module — so an
    ``x.method(...)`` whose method name appears nowhere in the file may still meet its signature;
 4. VSA-similar code (``Engram.search``) for what names cannot find — except at a member access ``x.|``, where the
    most similar chunk, narrowed to its lines most like the cursor's (``focus``), comes first: there both models copy
@@ -26,6 +27,7 @@ import builtins
 import keyword
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from engram_ls.retrieval import Engram, Hit
 
@@ -41,6 +43,8 @@ MEMBER_OUTLINE = 16     # member lines of the class of the receiver at ``x.|``
 BASE_DEPTH = 2          # how far up a class's bases a member is looked for
 FIRST_SIMILAR = 1       # at ``x.|``, similar chunks before the receiver's outline
 SIMILAR_LINES = 12      # at ``x.|``, a similar chunk's lines around its line most like the cursor's
+FIND_FURTHER = 256      # defining chunks read when the first four are not it (``Agent`` vs ``agent = ...``)
+SIGNATURE_LINES = 40    # lines of a ``def`` read for its return annotation (one parameter a line)
 RECEIVER_USES = 6       # lines of other files that read a member of a receiver named like the one at ``x.|``
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -66,7 +70,7 @@ _KEYWORD_ARG = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)")
 _STRING = re.compile(r"(\"\"\"|''')[\s\S]*?\1|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|#[^\n]*")
 _RECEIVER = re.compile(r"(?<![\w.])((?:self\.)?[A-Za-z_]\w*)\.(?=[A-Za-z_])")
 _CONSTRUCTED = re.compile(r"^[ \t]*((?:self\.)?\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(?:await[ \t]+)?"
-                          r"(?:\w+\.)*(_*[A-Z]\w*)(?:\.\w+)?[ \t]*\(", re.MULTILINE)
+                          r"(?:\w+\.)*(_*[A-Z]\w*)(?:\.(\w+))?[ \t]*\(", re.MULTILINE)
 _ANNOTATED = re.compile(r"((?:self\.)?[A-Za-z_]\w*)[ \t]*:[ \t]*([\w\[\]., |\"']+?)[ \t]*(?=[=,)\n]|$)",
                         re.MULTILINE)
 _ALIAS = re.compile(r"^[ \t]*((?:self\.)?\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(\w+)[ \t]*$", re.MULTILINE)
@@ -195,7 +199,7 @@ def _narrow(hit: Hit, line_index: int, before: int, after: int) -> Hit:
 
 def definition(engram: Engram, name: str, exclude_path: str | None) -> Hit | None:
     """The definition of ``name`` elsewhere, narrowed to its first ``DEF_LINES`` lines (exact spelling)."""
-    for hit in engram.find_named(name, "d", k=4, exclude_path=exclude_path):
+    for hit in _defining(engram, name, exclude_path):
         for i, line in enumerate(hit.text.split("\n")):
             if _defines(line, name):
                 return _narrow(hit, i, 0, DEF_LINES - 1)
@@ -231,23 +235,13 @@ def _typed_code(text: str) -> str:
 def receiver_classes(prefix: str, suffix: str, only: str | None = None) -> list[tuple[str, str]]:
     """What the objects near the cursor are: ``(kind, name)`` pairs, ``("class", Foo)`` or ``("module", name)``,
     nearest receiver first. A receiver is a name read with a dot (``x.``, ``self.x.``) in the lines around the
-    cursor, or bound there with a known type; its class comes from ``x = Foo(...)`` / ``Foo.create(...)``, an
-    annotation (``x: Foo``, a parameter's, ``self.x: Foo``), an alias of a typed name (``self.x = x``), the bases of the enclosing class for ``self``, or the
-    import itself (an imported class, or a module of the project). Imported lower-case names come last, as
-    possible modules. ``only``: the pairs of that one receiver (the one before the cursor's dot)."""
+    cursor, or bound there with a known type; its class comes from ``x = Foo(...)``, a factory ``Foo.create(...)``
+    (the pair ``("class", "Foo.create")``: what it returns, see ``resolved``), an annotation (``x: Foo``, a
+    parameter's, ``self.x: Foo``), an alias of a typed name (``self.x = x``), the bases of the enclosing class for
+    ``self``, or the import itself (an imported class, or a module of the project). Imported lower-case names come
+    last, as possible modules. ``only``: the pairs of that one receiver (the one before the cursor's dot)."""
     buffer = prefix + suffix
-    code = _typed_code(buffer)
-    types: dict[str, list[str]] = {}
-    for m in _CONSTRUCTED.finditer(code):
-        types.setdefault(m.group(1), [m.group(2)])
-    for m in _ANNOTATED.finditer(code):
-        found = _types(m.group(2))
-        if found:
-            types.setdefault(m.group(1), found)
-    # self.client = client: the parameter's type; for tool in self.tools: what self.tools: list[Tool] holds
-    for target, source in _ALIAS.findall(code) + _FOR_IN.findall(code):
-        if source in types:
-            types.setdefault(target, types[source])
+    types = dict(_bindings(prefix, suffix))
     head = prefix.rpartition("\n")[0]
     classes = list(_CLASS_LINE.finditer(head))
     if classes:  # ``self`` is an instance of the enclosing class (the last one above), so of its bases
@@ -271,6 +265,45 @@ def receiver_classes(prefix: str, suffix: str, only: str | None = None) -> list[
     if only is None:  # then the imported names not seen as receivers that may be project modules
         out += [("module", r) for r in imported if r[0].islower() and ("module", r) not in out]
     return out
+
+
+@lru_cache(maxsize=4)
+def _bindings(prefix: str, suffix: str) -> dict[str, list[str]]:
+    """Name -> the classes the buffer says it holds: the binding nearest above the cursor wins (a name is often
+    rebound in each function), else the first below. Cached: one completion reads it for several receivers."""
+    types: dict[str, list[str]] = {}
+    for code, nearest in ((_typed_code(prefix), True), (_typed_code(suffix), False)):
+        bound: list[tuple[int, str, list[str]]] = []
+        for m in _CONSTRUCTED.finditer(code):
+            bound.append((m.start(), m.group(1), [m.group(2) + (f".{m.group(3)}" if m.group(3) else "")]))
+        for m in _ANNOTATED.finditer(code):
+            found = _types(m.group(2))
+            if found:
+                bound.append((m.start(), m.group(1), found))
+        # self.client = client: the parameter's type; for tool in self.tools: what self.tools: list[Tool] holds
+        for m in list(_ALIAS.finditer(code)) + list(_FOR_IN.finditer(code)):
+            bound.append((m.start(), m.group(1), ["=" + m.group(2)]))
+        for _, name, found in sorted(bound, key=lambda b: b[0]):
+            if found[0].startswith("="):  # an alias: the type its source has by then
+                found = types.get(found[0][1:], [])
+                if not found:
+                    continue
+            if nearest:
+                types[name] = found
+            else:
+                types.setdefault(name, found)
+    return types
+
+
+def resolved(engram: Engram, pairs: list[tuple[str, str]], path: str | None) -> list[tuple[str, str]]:
+    """``pairs`` with each factory ``("class", "Foo.make")`` replaced by the classes ``Foo.make`` returns (its
+    return annotation: ``Runner.run`` makes a ``RunResult``), or by ``Foo`` when it names none."""
+    out = []
+    for kind, name in pairs:
+        cls, _, factory = name.partition(".")
+        made = member_type(engram, cls, factory, path) if factory else []
+        out += [(kind, t) for t in made] if made else [(kind, cls)]
+    return list(dict.fromkeys(out))
 
 
 def subwords(name: str) -> frozenset[str]:
@@ -357,6 +390,9 @@ def receiver_outlines(engram: Engram, path: str | None, prefix: str, suffix: str
         if (kind, name) in seen:
             continue
         seen.add((kind, name))
+        if "." in name:  # a factory: what it makes
+            queue[:0] = resolved(engram, [(kind, name)], path)
+            continue
         hit = None
         if kind == "class":
             source = find_class(engram, name, path)
@@ -447,10 +483,19 @@ class ClassSource:
         return _types(m.group(3) or "") if m else []
 
 
+def _defining(engram: Engram, name: str, exclude_path: str | None):
+    """Chunks defining ``name``, smallest first. The role features are lower-cased, so ``Agent`` shares them with
+    every ``agent = ...``: when the first few are such assignments, look further (for a name with a capital)."""
+    first = engram.find_named(name, "d", k=4, exclude_path=exclude_path)
+    yield from first
+    if len(first) == 4 and not name.islower():
+        yield from engram.find_named(name, "d", k=FIND_FURTHER, exclude_path=exclude_path)[4:]
+
+
 def find_class(engram: Engram, name: str, exclude_path: str | None) -> ClassSource | None:
     """The ``class name`` statement in another file (exact spelling)."""
     pattern = re.compile(rf"[ \t]*class[ \t]+{re.escape(name)}\b")
-    for found in engram.find_named(name, "d", k=4, exclude_path=exclude_path):
+    for found in _defining(engram, name, exclude_path):
         for i, text in enumerate(found.text.split("\n")):
             if pattern.match(text):
                 lines = (engram.document_text(found.path) or "").split("\n")
@@ -483,8 +528,7 @@ def member_type(engram: Engram, cls: str, member: str, exclude_path: str | None,
             if types:
                 return types
         if method.match(text):
-            signature = " ".join(lines[j:j + 6])
-            returns = _RETURNS.search(signature)
+            returns = _RETURNS.search(_signature(lines, j))
             if returns:
                 return _types(returns.group(1))
     if depth > 0:
@@ -493,6 +537,15 @@ def member_type(engram: Engram, cls: str, member: str, exclude_path: str | None,
             if types:
                 return types
     return []
+
+
+def _signature(lines: list[str], j: int) -> str:
+    """The ``def`` at ``lines[j]`` up to the line ending its signature (``):``, ``) -> T:``), at most
+    ``SIGNATURE_LINES`` lines: one parameter a line puts a return annotation far below the name."""
+    end = j
+    while end < min(len(lines), j + SIGNATURE_LINES) - 1 and not lines[end].split("#")[0].rstrip().endswith(":"):
+        end += 1
+    return " ".join(lines[j:end + 1])
 
 
 def returned_type(engram: Engram, function: str, buffer: str, exclude_path: str | None) -> list[str]:
@@ -516,7 +569,7 @@ def chain_classes(engram: Engram, path: str | None, prefix: str, suffix: str, ch
     parts = chain.split(".")
     head_len = 2 if parts[0] == "self" and len(parts) > 1 else 1
     head, rest = ".".join(parts[:head_len]), parts[head_len:]
-    pairs = receiver_classes(prefix, suffix, only=head)
+    pairs = resolved(engram, receiver_classes(prefix, suffix, only=head), path)
     checked = re.findall(rf"isinstance\(\s*{re.escape(head)}\s*,\s*\(?([\w., ]+)",
                          "\n".join(prefix.split("\n")[-WINDOW_LINES:]))
     if checked:  # ``if isinstance(x, Foo) and x.|``: the nearest check says most
@@ -592,12 +645,37 @@ def _named_like(engram: Engram, name: str, exclude_path: str | None) -> list[tup
     return [("class", guess)] if guess and find_class(engram, guess, exclude_path) is not None else []
 
 
+class _Asked:
+    """One completion's view of the index, which answers each question once: following receivers through classes
+    and bases asks for the same definitions and documents again and again."""
+
+    def __init__(self, engram: Engram):
+        self._engram = engram
+        self._named: dict[tuple, list[Hit]] = {}
+        self._texts: dict[str, str | None] = {}
+
+    def find_named(self, name: str, role: str = "d", k: int = 10, exclude_path: str | None = None) -> list[Hit]:
+        key = (name, role, k, exclude_path)
+        if key not in self._named:
+            self._named[key] = self._engram.find_named(name, role, k=k, exclude_path=exclude_path)
+        return self._named[key]
+
+    def document_text(self, path: str) -> str | None:
+        if path not in self._texts:
+            self._texts[path] = self._engram.document_text(path)
+        return self._texts[path]
+
+    def __getattr__(self, name: str):
+        return getattr(self._engram, name)
+
+
 def completion_hits(engram: Engram, path: str | None, prefix: str, suffix: str, *, named: int = 6,
                     similar: int = 3) -> list[Hit]:
     """Snippets for a completion at the end of ``prefix`` in the document ``path``, most useful first: up to
     ``named`` definitions, call sites of the first ``CALL_SITES`` of them, receiver outlines, and ``similar``
     VSA hits — which come first at ``x.|``. Never from the document itself; no span twice (an outline may overlap
     a definition)."""
+    engram = _Asked(engram)  # type: ignore[assignment]
     out: list[Hit] = []
     spans: list[tuple[str, int, int]] = []
 

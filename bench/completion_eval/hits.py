@@ -40,6 +40,8 @@ def main() -> int:
     p.add_argument("--tag", default="", help="suffix of the results files")
     p.add_argument("--cursor", choices=("name", "line"), default="name")
     p.add_argument("--targets", choices=("first-use", "absent"), default="first-use")
+    p.add_argument("--skip", type=int, default=0,
+                   help="leave out the first SKIP targets (ids below it): a development set apart from the reported one")
     args = p.parse_args()
     sha = hashlib.sha1(Path(completion_context.__file__).read_bytes()).hexdigest()[:10]
     from llama_cpp import Llama
@@ -50,6 +52,7 @@ def main() -> int:
         return len(vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=True))
 
     chosen = choose(args.work, args.n, args.cursor, args.targets)
+    chosen = [t for t in chosen if t["id"] >= args.skip]
     targets = [t for t in chosen if not t["foreign"]]  # members of third-party objects: no definition to find
     engrams, windows = {}, {}
     hits = {arm: 0 for arm in ARMS}
@@ -95,7 +98,7 @@ def main() -> int:
                 kind[1] += 1
     n = len(targets)
     result = {"n": n, "left_out": {"n": len(chosen) - n, "ids": [t["id"] for t in chosen if t["foreign"]]},
-              "cursor": args.cursor, "targets": args.targets, "context_length": args.context_length, "max_tokens": args.max_tokens,
+              "skip": args.skip, "cursor": args.cursor, "targets": args.targets, "context_length": args.context_length, "max_tokens": args.max_tokens,
               "context_sha": sha,
               "engram_by_kind": {k: {"hits": h, "n": m, "rate": round(h / m, 4)} for k, (h, m) in by_kind.items()},
               "hit_rate": {arm: round(hits[arm] / n, 4) for arm in ARMS},

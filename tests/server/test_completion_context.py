@@ -128,9 +128,10 @@ def test_receiver_classes_come_from_constructors_annotations_bases_and_imports()
               "        self.pool.run()\n        ")
     got = receiver_classes(prefix, "\n        self.queue.put(1)\n")
     # nearest receiver first, above before below: self.pool, store, then self.queue (the line below: an alias of
-    # the parameter), then w
-    assert got[:4] == [("class", "Pool"), ("module", "store"), ("class", "Queue"), ("class", "Widget")]
-    assert {("class", "Clock"), ("class", "BaseJob")} <= set(got)  # an annotated attribute, self's bases
+    # the parameter), then Widget; ``Pool.create``: what that factory returns (a Pool if it does not say)
+    assert got[:4] == [("class", "Pool.create"), ("module", "store"), ("class", "Queue"), ("class", "Widget")]
+    assert {("class", "Clock"), ("class", "BaseJob"), ("class", "Widget.load")} <= set(got)  # an annotated
+    # attribute, self's bases, w
     assert ("class", "Optional") not in got
 
 
@@ -238,6 +239,26 @@ CLOCK = '''
             pass
 
 
+    class RunOutcome:
+        def final_text(self):
+            return ""
+
+
+    class Runner:
+        @classmethod
+        async def run(
+            cls,
+            agent,
+            prompt,
+            *,
+            max_turns=10,
+            hooks=None,
+            context=None,
+            session=None,
+        ) -> RunOutcome:
+            return RunOutcome()
+
+
     class Tracer:
 ''' + "".join(f"        def method_{i}(self):\n            pass\n\n" for i in range(20)) + '''
         def end_agent_span(self, span):
@@ -312,3 +333,26 @@ def test_in_a_large_class_a_member_named_like_the_enclosing_function_is_shown_ho
     body = "".join(f"    step_{i} = {i}\n" for i in range(20))  # the def is out of the 15 lines around the cursor
     outline = first_outline(e, f"def end_agent_work(tracer: Tracer):\n{body}    tracer.")
     assert outline.text.startswith("class Tracer:") and "    def end_agent_span(self, span):" in outline.text
+
+
+def test_a_receiver_is_what_its_nearest_binding_above_makes_and_a_factory_method_returns(tmp_path):
+    e = chain_engram(tmp_path)
+    # ``Runner.run(...)`` makes what its return annotation says (ten lines below its name), not a Runner
+    made = first_outline(e, "def f(agent):\n    result = Runner.run(agent, 'hi')\n    result.")
+    assert made.text.startswith("class RunOutcome:") and "final_text" in made.text
+    # a name rebound in each function: the binding nearest above the cursor says what it is here
+    rebound = first_outline(e, "def f(agent):\n    result = Runner.run(agent, 'hi')\n    return result\n\n\n"
+                               "def g(result: Moment):\n    result.")
+    assert rebound.text.startswith("class Moment:")
+
+
+def test_a_class_is_found_past_the_smaller_chunks_that_assign_a_variable_spelled_like_it(tmp_path):
+    FILES["pkg/ticks.py"] = "".join(f"def tick_{i}():\n    tick = {i}\n    return tick\n\n\n" for i in range(8))
+    try:
+        e = chain_engram(tmp_path)
+    finally:
+        del FILES["pkg/ticks.py"]
+    smaller = [h for h in e.find_named("Tick", "d", k=4) if h.path == "pkg/ticks.py"]
+    assert len(smaller) == 4  # the role features are lower-cased: ``tick = 0`` ranks before ``class Tick``
+    found = completion_context.find_class(e, "Tick", "pkg/new.py")
+    assert found is not None and found.lines[found.start].startswith("class Tick:")
