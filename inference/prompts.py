@@ -7,7 +7,7 @@ and the worker's KV cache reuses it across requests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 Count = Callable[[str], int]
@@ -86,21 +86,45 @@ class Snippet:
     start_line: int
     end_line: int
     text: str
+    priority: tuple[int, ...] = ()
+    """Per line of ``text``, how long it stays when the whole does not fit a prompt: lower stays longer (an
+    outline's class line 0, its members in their rank order). Empty: the text is all or nothing."""
 
     @property
     def citation(self) -> str:
         return f"{self.path}:{self.start_line}-{self.end_line}"
 
 
-def pack(snippets: Sequence[Snippet], budget: int, count: Count, overhead: Callable[[Snippet], str]) -> list[int]:
-    """Indices of the snippets that fit ``budget`` tokens, chosen in relevance order, returned in stable order."""
+def pack(snippets: Sequence[Snippet], budget: int, count: Count,
+         overhead: Callable[[Snippet], str]) -> list[tuple[int, Snippet]]:
+    """The snippets that fit ``budget`` tokens, chosen in relevance order, as ``(index, snippet)`` in stable order.
+    One that does not fit whole but has a ``priority`` goes in cut to the lines that fit (``shrink``)."""
     chosen, used = [], 0
     for i, s in enumerate(snippets):
         cost = count(overhead(s))
-        if used + cost <= budget:
-            chosen.append(i)
+        if used + cost > budget and s.priority:
+            s = shrink(s, budget - used, count, overhead)
+            cost = count(overhead(s)) if s is not None else budget + 1
+        if s is not None and used + cost <= budget:
+            chosen.append((i, s))
             used += cost
-    return sorted(chosen, key=lambda i: (snippets[i].path, snippets[i].start_line, snippets[i].end_line))
+    return sorted(chosen, key=lambda c: (c[1].path, c[1].start_line, c[1].end_line))
+
+
+def shrink(s: Snippet, budget: int, count: Count, overhead: Callable[[Snippet], str]) -> Snippet | None:
+    """``s`` cut to its lines of the lowest ``priority`` levels that fit ``budget`` (the span stays: an outline's
+    span already covers lines it does not show); None unless a line beyond the first level fits (a class line
+    alone says little)."""
+    lines = s.text.split("\n")
+    if len(s.priority) != len(lines):
+        return None
+    levels = sorted(set(s.priority))
+    for level in reversed(levels[1:]):
+        kept = [(line, p) for line, p in zip(lines, s.priority) if p <= level]
+        cut = replace(s, text="\n".join(line for line, _ in kept), priority=tuple(p for _, p in kept))
+        if count(overhead(cut)) <= budget:
+            return cut
+    return None
 
 
 def _tail(text: str, budget: int, count: Count) -> str:
@@ -189,8 +213,9 @@ def fim_prompt(prefix: str, suffix: str, snippets: Sequence[Snippet], *, path: s
         floor = int(total * code_share)
         need = count(prefix) + count(suffix) + markup
         room = total - min(need, floor) - count(header) - count(current)
-        chosen = pack(snippets, room, count, section)
-        context = "".join(section(snippets[i]) for i in chosen)
+        packed = pack(snippets, room, count, section)
+        chosen = [i for i, _ in packed]
+        context = "".join(section(s) for _, s in packed)
     code_budget = total - (count(header) + count(context) + count(current) if chosen else 0) - markup
     pre = _stable_tail(prefix, code_budget - min(count(suffix), code_budget // 4), count, step)
     suf = _head(suffix, code_budget - count(pre), count)
@@ -200,9 +225,8 @@ def fim_prompt(prefix: str, suffix: str, snippets: Sequence[Snippet], *, path: s
     return f"{header}{context}{current}{core}", chosen
 
 
-def context_block(snippets: Sequence[Snippet], indices: Sequence[int]) -> str:
-    return "\n".join(
-        f"[{snippets[i].path}:{snippets[i].start_line}]\n```\n{snippets[i].text}\n```" for i in indices)
+def context_block(snippets: Sequence[Snippet]) -> str:
+    return "\n".join(f"[{s.path}:{s.start_line}]\n```\n{s.text}\n```" for s in snippets)
 
 
 def chat_messages(question: str, snippets: Sequence[Snippet], *, role: str = "research", system: str | None = None,
@@ -219,7 +243,8 @@ def chat_messages(question: str, snippets: Sequence[Snippet], *, role: str = "re
     def item(s: Snippet) -> str:
         return f"[{s.path}:{s.start_line}]\n```\n{s.text}\n```\n"
 
-    chosen = pack(snippets, budget, count, item)
-    user = (f"Context snippets:\n{context_block(snippets, chosen)}\n\n{GROUNDING_NOTE}\n{question_text}"
+    packed = pack(snippets, budget, count, item)
+    chosen = [i for i, _ in packed]
+    user = (f"Context snippets:\n{context_block([s for _, s in packed])}\n\n{GROUNDING_NOTE}\n{question_text}"
             if chosen else question_text)
     return [{"role": "system", "content": system_text}, {"role": "user", "content": user}], chosen

@@ -156,7 +156,8 @@ class Worker:
         temperature = float(req.get("temperature", 0.0))
         stop = [str(s) for s in req.get("stop") or []]
         sampling = parse_sampling(req.get("sampling"))
-        snippets = [prompts.Snippet(str(s["path"]), int(s["start_line"]), int(s["end_line"]), str(s["text"]))
+        snippets = [prompts.Snippet(str(s["path"]), int(s["start_line"]), int(s["end_line"]), str(s["text"]),
+                                    tuple(int(p) for p in s.get("priority") or ()))
                     for s in req.get("snippets") or []]
         mode = req.get("mode", "prompt")
         count = self.backend.count

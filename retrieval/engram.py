@@ -53,6 +53,9 @@ class Hit:
     end_line: int
     score: float
     text: str
+    priority: tuple[int, ...] = ()
+    """Per line of ``text``, how long it stays when the whole does not fit a prompt: lower stays longer (an
+    outline's class line 0, its members in their rank order). Empty: the text is all or nothing."""
 
 
 @dataclass

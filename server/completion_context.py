@@ -358,12 +358,13 @@ def _outline(path: str, lines: list[str], start: int, buffer_names: set[str], su
             if rank == 1 and max(weights, default=0) >= 2:
                 rank = 0  # named like the function being written: as likely as a member the code uses below
             named.append((rank, -sum(weights), j))
-    keep = sorted(j for *_, j in sorted(named)[:shown_members])
-    shown = ([start] if start >= 0 else []) + keep
+    ranked = [j for *_, j in sorted(named)[:shown_members]]
+    level = {j: i + 1 for i, j in enumerate(ranked)}  # a prompt short of room drops the lowest-ranked first
+    shown = ([start] if start >= 0 else []) + sorted(ranked)
     if not shown:
         return None
     text = "\n".join(lines[j] for j in shown)
-    return Hit(path, shown[0] + 1, shown[-1] + 1, 0.0, text)
+    return Hit(path, shown[0] + 1, shown[-1] + 1, 0.0, text, tuple(level.get(j, 0) for j in shown))
 
 
 def receiver_outlines(engram: Engram, path: str | None, prefix: str, suffix: str, limit: int = OUTLINES,

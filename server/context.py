@@ -26,7 +26,7 @@ def refuse_private(uri: str) -> None:
 
 
 def to_snippet(root: Path, hit: Hit) -> Snippet:
-    return Snippet(hit.path, hit.start_line, hit.end_line, hit.text)
+    return Snippet(hit.path, hit.start_line, hit.end_line, hit.text, hit.priority)
 
 
 def snippets(hits) -> list[Snippet]:

@@ -71,7 +71,7 @@ def main() -> int:
         e = engrams[t["project"]]
         query = "\n".join(t["prefix"].split("\n")[-QUERY_LINES:])
         found = {
-            "engram": [Snippet(h.path, h.start_line, h.end_line, h.text)
+            "engram": [Snippet(h.path, h.start_line, h.end_line, h.text, h.priority)
                        for h in completion_hits(e, t["path"], t["prefix"], t["suffix"])],
             "similar": [Snippet(h.path, h.start_line, h.end_line, h.text)
                         for h in e.search(query, 7) if h.path != t["path"]][:3],

@@ -91,11 +91,31 @@ def test_head_and_tail_fill_the_budget_exactly_with_whole_lines():
 def test_pack_takes_snippets_in_relevance_order_up_to_the_budget_exactly():
     snips = [Snippet("c.py", 1, 1, "x" * 3), Snippet("a.py", 1, 1, "x" * 4), Snippet("b.py", 1, 1, "x" * 5)]
     cost = lambda s: s.text  # noqa: E731 - the overhead is the text itself: costs 3, 4, 5
-    assert prompts.pack(snips, 7, chars, cost) == [1, 0]  # 3 + 4 = 7 fits exactly; returned in path order
-    assert prompts.pack(snips, 6, chars, cost) == [0]
-    assert prompts.pack(snips, 12, chars, cost) == [1, 2, 0]
-    assert prompts.pack(snips, 9, chars, cost) == [1, 0]  # the 5 does not fit after 3 + 4: skipped, not cut
-    assert prompts.pack(snips, 2, chars, cost) == []
+    def packed(budget):
+        return [i for i, _ in prompts.pack(snips, budget, chars, cost)]
+
+    assert packed(7) == [1, 0]  # 3 + 4 = 7 fits exactly; returned in path order
+    assert packed(6) == [0]
+    assert packed(12) == [1, 2, 0]
+    assert packed(9) == [1, 0]  # the 5 does not fit after 3 + 4: skipped, not cut (it has no priority)
+    assert packed(2) == []
+
+
+def test_a_snippet_with_line_priorities_that_does_not_fit_goes_in_cut_to_its_best_lines():
+    outline = Snippet("m.py", 10, 40, "class Foo:\n    def b(self):\n    def a(self):\n    def c(self):",
+                      priority=(0, 2, 1, 3))  # the class line, then members in rank order: a, b, c
+    first = Snippet("z.py", 1, 1, "x" * 20)
+    cost = lambda s: s.text  # noqa: E731
+    whole = len(outline.text)
+    assert prompts.pack([first, outline], 20 + whole, chars, cost) == [(1, outline), (0, first)]  # room: whole
+    (i, cut), = [c for c in prompts.pack([first, outline], 20 + whole - 5, chars, cost) if c[0] == 1]
+    assert cut.text == "class Foo:\n    def b(self):\n    def a(self):" and cut.priority == (0, 2, 1)
+    assert (cut.path, cut.start_line, cut.end_line) == ("m.py", 10, 40)  # cited as the whole outline
+    one = [c for c in prompts.pack([first, outline], 20 + len("class Foo:\n    def a(self):"), chars, cost)]
+    assert [s.text for _, s in one if s.path == "m.py"] == ["class Foo:\n    def a(self):"]
+    assert prompts.pack([first, outline], 20 + len("class Foo:"), chars, cost) == [(0, first)]  # a class line alone
+    bare = Snippet("m.py", 10, 40, outline.text)
+    assert prompts.pack([first, bare], 20 + whole - 5, chars, cost) == [(0, first)]  # no priority: all or nothing
 
 
 def test_fim_budget_split_is_pinned():

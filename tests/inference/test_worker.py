@@ -163,3 +163,21 @@ def test_a_fim_suffix_budget_bounds_the_text_after_the_cursor_and_a_bad_one_is_r
                       "max_tokens": 1, "suffix_budget": bad})
         error = frames_until_end(worker, "bad")[-1]
         assert error["type"] == "error" and error["code"] == "bad_request" and "suffix_budget" in error["message"]
+
+
+def test_an_outline_too_big_for_the_budget_goes_in_cut_to_its_best_ranked_lines(worker):
+    read_frame(worker.stdout)
+    members = [f"    def method_{i}(self, argument_{i}, other_{i}=None):" for i in range(60)]
+    outline = {"path": "pkg/big.py", "start_line": 1, "end_line": 300, "text": "\n".join(["class Big:"] + members)}
+    ranked = dict(outline, priority=[0] + list(range(60, 0, -1)))  # the last member ranks first
+
+    def cited(rid, snippet):
+        send(worker, {"type": "generate", "id": rid, "mode": "fim", "prefix": "big.", "suffix": "\n",
+                      "max_tokens": 2, "budget": 300, "snippets": [snippet]})
+        done = frames_until_end(worker, rid)[-1]
+        assert done["type"] == "done", done
+        return done["cited"], done["usage"]["prompt_tokens"]
+
+    assert cited("whole", outline)[0] == []  # all or nothing: it does not fit 300 tokens
+    got, tokens = cited("cut", ranked)
+    assert got == [0] and tokens <= 300

@@ -297,6 +297,11 @@ def test_a_large_class_shows_the_members_that_share_words_with_the_code_around_t
     e = chain_engram(tmp_path)
     outline = first_outline(e, "def f(tracer: Tracer):\n    span = start_agent_span()\n    tracer.")
     assert outline.text.startswith("class Tracer:") and "    def end_agent_span(self, span):" in outline.text
+    # in file order, each line with its rank: a prompt short of room keeps the class line and the best members
+    lines = outline.text.split("\n")
+    assert len(outline.priority) == len(lines) and outline.priority[0] == 0
+    assert outline.priority[lines.index("    def end_agent_span(self, span):")] == 1
+    assert sorted(outline.priority[1:]) == list(range(1, len(lines)))
     plain = first_outline(e, "def f(tracer: Tracer):\n    tracer.")
     assert plain.text.startswith("class Tracer:") and "end_agent_span" not in plain.text  # 16 members of 21
 
