@@ -7,6 +7,8 @@ shows only some lines of its span). Arms: ``engram`` (the completion context: de
 sites, then similar code), ``similar`` (``Engram.search`` alone, the context before issue 13), ``bm25``.
 
 Run: ``python -m bench.completion_eval.hits --n 400``. Writes bench/results/completion_hits[-TAG].{json,md}.
+``--targets absent --n 600 --skip 245`` is the development set: the absent targets after the 245 the README reports,
+for choosing a change without looking at the targets that will measure it.
 """
 
 from __future__ import annotations
