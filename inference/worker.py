@@ -63,6 +63,14 @@ def _suffix_budget(req: dict) -> int | None:
     return value
 
 
+def _priority(snippet: dict) -> tuple[int, ...]:
+    """A snippet's line priorities (``prompts.Snippet.priority``): absent, or a list of whole numbers."""
+    value = snippet.get("priority") or ()
+    if not isinstance(value, (list, tuple)) or any(isinstance(p, bool) or not isinstance(p, int) for p in value):
+        raise ValueError("a snippet's 'priority' must be a list of whole numbers, one per line of its text")
+    return tuple(value)
+
+
 def _die_with_parent() -> None:
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -157,7 +165,7 @@ class Worker:
         stop = [str(s) for s in req.get("stop") or []]
         sampling = parse_sampling(req.get("sampling"))
         snippets = [prompts.Snippet(str(s["path"]), int(s["start_line"]), int(s["end_line"]), str(s["text"]),
-                                    tuple(int(p) for p in s.get("priority") or ()))
+                                    _priority(s))
                     for s in req.get("snippets") or []]
         mode = req.get("mode", "prompt")
         count = self.backend.count

@@ -181,3 +181,14 @@ def test_an_outline_too_big_for_the_budget_goes_in_cut_to_its_best_ranked_lines(
     assert cited("whole", outline)[0] == []  # all or nothing: it does not fit 300 tokens
     got, tokens = cited("cut", ranked)
     assert got == [0] and tokens <= 300
+
+
+def test_a_malformed_snippet_priority_is_a_clear_error_and_the_worker_lives_on(worker):
+    read_frame(worker.stdout)
+    for bad in ("0 1", [0, "1"], [0, True], 7):
+        send(worker, {"type": "generate", "id": "bad", "mode": "fim", "prefix": "x.", "max_tokens": 1,
+                      "snippets": [{"path": "a.py", "start_line": 1, "end_line": 2, "text": "a\nb", "priority": bad}]})
+        error = frames_until_end(worker, "bad")[-1]
+        assert error["type"] == "error" and error["code"] == "bad_request" and "priority" in error["message"]
+    send(worker, {"type": "generate", "id": "ok", "mode": "prompt", "prompt": "x", "max_tokens": 1})
+    assert frames_until_end(worker, "ok")[-1]["type"] == "done"
