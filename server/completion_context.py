@@ -236,7 +236,7 @@ def receiver_classes(prefix: str, suffix: str, only: str | None = None) -> list[
     """What the objects near the cursor are: ``(kind, name)`` pairs, ``("class", Foo)`` or ``("module", name)``,
     nearest receiver first. A receiver is a name read with a dot (``x.``, ``self.x.``) in the lines around the
     cursor, or bound there with a known type; its class comes from ``x = Foo(...)``, a factory ``Foo.create(...)``
-    (the pair ``("class", "Foo.create")``: what it returns, see ``resolved``), an annotation (``x: Foo``, a
+    (the pair ``("factory", "Foo.create")``: what it returns, see ``resolved``), an annotation (``x: Foo``, a
     parameter's, ``self.x: Foo``), an alias of a typed name (``self.x = x``), the bases of the enclosing class for
     ``self``, or the import itself (an imported class, or a module of the project). Imported lower-case names come
     last, as possible modules. ``only``: the pairs of that one receiver (the one before the cursor's dot)."""
@@ -257,7 +257,7 @@ def receiver_classes(prefix: str, suffix: str, only: str | None = None) -> list[
     if only is not None:
         order, types = [only], {only: types[only]} if only in types else {}
     for r in order + [r for r in types if r not in order]:
-        for kind_name in ([("class", t) for t in types.get(r, [])]
+        for kind_name in ([("factory" if "." in t else "class", t) for t in types.get(r, [])]
                           or ([("class", r)] if r in imported and r[0].isupper() else
                               [("module", r)] if r in imported else [])):
             if kind_name not in out:
@@ -296,13 +296,15 @@ def _bindings(prefix: str, suffix: str) -> dict[str, list[str]]:
 
 
 def resolved(engram: Engram, pairs: list[tuple[str, str]], path: str | None) -> list[tuple[str, str]]:
-    """``pairs`` with each factory ``("class", "Foo.make")`` replaced by the classes ``Foo.make`` returns (its
-    return annotation: ``Runner.run`` makes a ``RunResult``), or by ``Foo`` when it names none."""
+    """``pairs`` with each ``("factory", "Foo.make")`` replaced by the classes ``Foo.make`` returns (its return
+    annotation: ``Runner.run`` makes a ``RunResult``), or by ``Foo`` when it names none."""
     out = []
     for kind, name in pairs:
-        cls, _, factory = name.partition(".")
-        made = member_type(engram, cls, factory, path) if factory else []
-        out += [(kind, t) for t in made] if made else [(kind, cls)]
+        if kind == "factory":
+            cls, _, factory = name.partition(".")
+            out += [("class", t) for t in member_type(engram, cls, factory, path)] or [("class", cls)]
+        else:
+            out.append((kind, name))
     return list(dict.fromkeys(out))
 
 
@@ -391,7 +393,7 @@ def receiver_outlines(engram: Engram, path: str | None, prefix: str, suffix: str
         if (kind, name) in seen:
             continue
         seen.add((kind, name))
-        if "." in name:  # a factory: what it makes
+        if kind == "factory":  # what it makes
             queue[:0] = resolved(engram, [(kind, name)], path)
             continue
         hit = None

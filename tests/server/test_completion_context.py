@@ -129,8 +129,8 @@ def test_receiver_classes_come_from_constructors_annotations_bases_and_imports()
     got = receiver_classes(prefix, "\n        self.queue.put(1)\n")
     # nearest receiver first, above before below: self.pool, store, then self.queue (the line below: an alias of
     # the parameter), then Widget; ``Pool.create``: what that factory returns (a Pool if it does not say)
-    assert got[:4] == [("class", "Pool.create"), ("module", "store"), ("class", "Queue"), ("class", "Widget")]
-    assert {("class", "Clock"), ("class", "BaseJob"), ("class", "Widget.load")} <= set(got)  # an annotated
+    assert got[:4] == [("factory", "Pool.create"), ("module", "store"), ("class", "Queue"), ("class", "Widget")]
+    assert {("class", "Clock"), ("class", "BaseJob"), ("factory", "Widget.load")} <= set(got)  # an annotated
     # attribute, self's bases, w
     assert ("class", "Optional") not in got
 
