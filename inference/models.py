@@ -47,7 +47,7 @@ SHIPPED = {
         "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", False),
 }
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
-LARGE_CODER = "qwen2.5-coder-1.5b-instruct"   # the ``coder-1_5b`` extra
+LARGE_CODER = "qwen2.5-coder-1.5b-instruct"   # the ``coder-1-5b`` extra
 LARGE_CODER_MIN_CORES = 4                     # below this, a 1.5B completion costs several seconds a keystroke
 
 

@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most tokens after the cursor in the prompt (default: 0, no cap beyond a quarter of the "
                    "file's room, as inline completion's completion.suffixTokens)")
     p.add_argument("--model-path", help="a local GGUF file or a shipped model's name (default: the shipped "
-                   "Qwen2.5-Coder-1.5B with at least 4 cores and the coder-1_5b extra installed, else the 0.5B)")
+                   "Qwen2.5-Coder-1.5B with at least 4 cores and the coder-1-5b extra installed, else the 0.5B)")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout (the only format; default: on)")
     p.add_argument("--backend", type=_backend, metavar="{llama,openai}",
                    help="inference backend (default: llama, the model run locally)")

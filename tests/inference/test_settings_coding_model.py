@@ -18,7 +18,7 @@ def test_two_cores_keep_the_small_model(monkeypatch):
     assert s.validate() == []
 
 
-@pytest.mark.skipif(not LARGE_INSTALLED, reason="the coder-1_5b extra is not installed")
+@pytest.mark.skipif(not LARGE_INSTALLED, reason="the coder-1-5b extra is not installed")
 def test_four_cores_pick_the_large_coder_and_the_server_would_start_it(monkeypatch):
     cores(monkeypatch, 4)
     s = InferenceSettings()
